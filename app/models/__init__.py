@@ -1,0 +1,22 @@
+"""All models, re-exported for Alembic autogenerate and the shell. One module per aggregate."""
+
+from app.models.base import isoformat, utcnow
+from app.models.idempotency import IdempotencyKey
+from app.models.merchant import ApiKey, GatewayAccount, Merchant
+from app.models.payment import Payment, PaymentEvent
+from app.models.refund import Refund
+from app.models.webhook import OutboxEvent, WebhookAttempt
+
+__all__ = [
+    "ApiKey",
+    "GatewayAccount",
+    "IdempotencyKey",
+    "Merchant",
+    "OutboxEvent",
+    "Payment",
+    "PaymentEvent",
+    "Refund",
+    "WebhookAttempt",
+    "isoformat",
+    "utcnow",
+]

@@ -1,0 +1,102 @@
+"""Merchants (dashboard users), their API keys and their gateway accounts."""
+
+from flask_login import UserMixin
+from sqlalchemy import BigInteger, Boolean, DateTime, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+from werkzeug.security import check_password_hash, generate_password_hash
+
+from app import security
+from app.extensions import db
+from app.models.base import utcnow
+
+
+class Merchant(UserMixin, db.Model):
+    __tablename__ = "merchants"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    public_id: Mapped[str] = mapped_column(String(40), unique=True, default=lambda: security.public_id("mer"))
+    name: Mapped[str] = mapped_column(String(200))
+    email: Mapped[str] = mapped_column(String(254), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(300))
+    #: Where signed webhook events are POSTed; None = no deliveries.
+    webhook_url: Mapped[str | None] = mapped_column(String(2000))
+    #: Fernet-encrypted signing secret (`whsec_…`).
+    webhook_secret_enc: Mapped[str] = mapped_column(Text)
+    #: The previous secret, still accepted for signing during rotation until `webhook_secret_previous_until`.
+    webhook_secret_previous_enc: Mapped[str | None] = mapped_column(Text)
+    webhook_secret_previous_until = mapped_column(DateTime)
+    created_at = mapped_column(DateTime, default=utcnow, nullable=False)
+
+    api_keys = relationship("ApiKey", back_populates="merchant", lazy="dynamic")
+    gateway_accounts = relationship("GatewayAccount", back_populates="merchant", lazy="selectin")
+
+    def get_id(self):
+        return self.public_id
+
+    def set_password(self, password):
+        self.password_hash = generate_password_hash(password)
+
+    def check_password(self, password):
+        return check_password_hash(self.password_hash, password)
+
+    @property
+    def webhook_secret(self):
+        return security.decrypt(self.webhook_secret_enc)
+
+    @webhook_secret.setter
+    def webhook_secret(self, value):
+        self.webhook_secret_enc = security.encrypt(value)
+
+    def gateway_account(self, code):
+        return next((a for a in self.gateway_accounts if a.gateway == code), None)
+
+    def __repr__(self):
+        return f"<Merchant {self.public_id}>"
+
+
+class ApiKey(db.Model):
+    __tablename__ = "api_keys"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    public_id: Mapped[str] = mapped_column(String(40), unique=True, default=lambda: security.public_id("key", 8))
+    merchant_id: Mapped[int] = mapped_column(ForeignKey("merchants.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(100), default="Default")
+    #: First characters of the key, shown in the dashboard to tell keys apart.
+    prefix: Mapped[str] = mapped_column(String(20))
+    #: SHA-256 of the key; the key itself is shown once and never stored.
+    key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at = mapped_column(DateTime, default=utcnow, nullable=False)
+    last_used_at = mapped_column(DateTime)
+    revoked_at = mapped_column(DateTime)
+
+    merchant = relationship("Merchant", back_populates="api_keys")
+
+
+class GatewayAccount(db.Model):
+    """A merchant's account at one gateway: on/off for checkout, sandbox or live, encrypted credentials."""
+
+    __tablename__ = "gateway_accounts"
+    __table_args__ = (UniqueConstraint("merchant_id", "gateway"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    merchant_id: Mapped[int] = mapped_column(ForeignKey("merchants.id", ondelete="CASCADE"), index=True)
+    #: Gateway code, the registry key (`testcard`, `vnpay`, …).
+    gateway: Mapped[str] = mapped_column(String(32))
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    #: `sandbox` or `live`.
+    mode: Mapped[str] = mapped_column(String(10), default="sandbox")
+    #: Fernet-encrypted JSON of the gateway's credentials (keys differ per gateway).
+    credentials_enc: Mapped[str | None] = mapped_column(Text)
+    #: Display order on the checkout page.
+    position: Mapped[int] = mapped_column(BigInteger, default=0)
+    updated_at = mapped_column(DateTime, default=utcnow, onupdate=utcnow, nullable=False)
+
+    merchant = relationship("Merchant", back_populates="gateway_accounts")
+
+    @property
+    def credentials(self):
+        return security.decrypt_json(self.credentials_enc)
+
+    @credentials.setter
+    def credentials(self, value):
+        self.credentials_enc = security.encrypt_json(value or {})

@@ -1,0 +1,112 @@
+"""Payments and their timeline. A payment's `status` is written only by `app.state_machine.transition`."""
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from app import security
+from app.extensions import db
+from app.models.base import JSONType, utcnow
+
+
+class Payment(db.Model):
+    __tablename__ = "payments"
+    __table_args__ = (
+        UniqueConstraint("gateway", "gateway_reference"),
+        Index("ix_payments_merchant_created", "merchant_id", "created_at", "id"),
+        Index("ix_payments_merchant_reference", "merchant_id", "reference"),
+        Index("ix_payments_status_expires", "status", "expires_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    public_id: Mapped[str] = mapped_column(String(40), unique=True, default=lambda: security.public_id("pay"))
+    merchant_id: Mapped[int] = mapped_column(ForeignKey("merchants.id", ondelete="CASCADE"))
+    #: The merchant's own order reference.
+    reference: Mapped[str] = mapped_column(String(100))
+    description: Mapped[str | None] = mapped_column(String(500))
+    #: Integer minor units of `currency` (see app.money).
+    amount: Mapped[int] = mapped_column(BigInteger)
+    currency: Mapped[str] = mapped_column(String(3))
+    status: Mapped[str] = mapped_column(String(24), default="pending")
+    #: Bumped by every transition; the compare-and-set checks it with the status.
+    version: Mapped[int] = mapped_column(Integer, default=0)
+    #: Code of the gateway the shopper chose last.
+    gateway: Mapped[str | None] = mapped_column(String(32))
+    #: Our handle at that gateway (Khalti pidx, Stripe session id, bKash paymentID, …).
+    gateway_reference: Mapped[str | None] = mapped_column(String(200))
+    #: The gateway's transaction id once it has one (VNPay TransactionNo, Midtrans transaction_id, …).
+    gateway_transaction_id: Mapped[str | None] = mapped_column(String(200), index=True)
+    #: What the adapter needs to remember between calls (e.g. VNPay's vnp_CreateDate).
+    gateway_data: Mapped[dict] = mapped_column(JSONType, default=dict)
+    #: Secret part of the hosted checkout URL.
+    checkout_token: Mapped[str] = mapped_column(String(64), unique=True)
+    return_url: Mapped[str] = mapped_column(String(2000))
+    cancel_url: Mapped[str | None] = mapped_column(String(2000))
+    expires_at = mapped_column(DateTime, nullable=False)
+    #: [{name, quantity, unit_amount, kind: item|discount|shipping}] summing to `amount`.
+    items: Mapped[list] = mapped_column(JSONType, default=list)
+    customer: Mapped[dict] = mapped_column(JSONType, default=dict)
+    meta: Mapped[dict] = mapped_column("metadata", JSONType, default=dict)
+    #: Sum of refunds that are not failed (reserved when a refund is accepted).
+    amount_refunded: Mapped[int] = mapped_column(BigInteger, default=0)
+    #: Gateway fee in minor units, when the gateway reports it.
+    fee_amount: Mapped[int | None] = mapped_column(BigInteger)
+    #: Confirmed by the gateway after it had expired, failed or been cancelled here.
+    late_success: Mapped[bool] = mapped_column(Boolean, default=False)
+    #: The gateway asked for a manual decision (e.g. Midtrans fraud_status=challenge).
+    needs_review: Mapped[bool] = mapped_column(Boolean, default=False)
+    failure_code: Mapped[str | None] = mapped_column(String(64))
+    failure_message: Mapped[str | None] = mapped_column(String(500))
+    #: Brand and last four digits for card payments; never more.
+    card_summary: Mapped[str | None] = mapped_column(String(40))
+    created_at = mapped_column(DateTime, default=utcnow, nullable=False)
+    updated_at = mapped_column(DateTime, default=utcnow, onupdate=utcnow, nullable=False)
+    paid_at = mapped_column(DateTime)
+
+    merchant = relationship("Merchant")
+    events = relationship("PaymentEvent", back_populates="payment", order_by="PaymentEvent.id", lazy="dynamic")
+    refunds = relationship("Refund", back_populates="payment", order_by="Refund.id", lazy="dynamic")
+
+    @property
+    def refundable_amount(self):
+        return self.amount - self.amount_refunded
+
+    def __repr__(self):
+        return f"<Payment {self.public_id} {self.status}>"
+
+
+class PaymentEvent(db.Model):
+    """One line of a payment's timeline: a state change, a raw gateway callback, a webhook attempt, a note.
+
+    Callbacks that match no payment are kept too (payment_id NULL) so nothing a gateway sent is lost.
+    """
+
+    __tablename__ = "payment_events"
+    __table_args__ = (Index("ix_payment_events_payment", "payment_id", "id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    payment_id: Mapped[int | None] = mapped_column(ForeignKey("payments.id", ondelete="CASCADE"))
+    #: `status_change`, `callback`, `gateway_call`, `refund`, `webhook`, `note`.
+    kind: Mapped[str] = mapped_column(String(24))
+    from_status: Mapped[str | None] = mapped_column(String(24))
+    to_status: Mapped[str | None] = mapped_column(String(24))
+    gateway: Mapped[str | None] = mapped_column(String(32))
+    message: Mapped[str | None] = mapped_column(Text)
+    #: Raw payload (callback body/query, gateway response); secrets are never put here.
+    data: Mapped[dict | None] = mapped_column(JSONType)
+    #: For callbacks: did the signature/amount/merchant check pass.
+    verified: Mapped[bool | None] = mapped_column(Boolean)
+    #: `<gateway>:<gateway event id>` for gateways that number their events (Stripe), so each applies once.
+    dedupe_key: Mapped[str | None] = mapped_column(String(200), unique=True)
+    created_at = mapped_column(DateTime, default=utcnow, nullable=False)
+
+    payment = relationship("Payment", back_populates="events")

@@ -1,0 +1,61 @@
+"""What the simulators share: their Redis state, and notifications sent from RQ with the gateway's retries."""
+
+import importlib
+import json
+import logging
+from datetime import timedelta
+
+import requests
+from flask import current_app
+
+from app.extensions import get_queue, get_redis
+
+log = logging.getLogger(__name__)
+STATE_TTL = 7 * 24 * 3600
+
+
+def save(code, kind, key, data):
+    get_redis().set(f"sandbox:{code}:{kind}:{key}", json.dumps(data), ex=STATE_TTL)
+
+
+def load(code, kind, key):
+    raw = get_redis().get(f"sandbox:{code}:{kind}:{key}")
+    return json.loads(raw) if raw else None
+
+
+def _resolve(dotted):
+    module, _, name = dotted.rpartition(".")
+    return getattr(importlib.import_module(module), name)
+
+
+def send_later(method, url, *, delays, accept=None, sign=None, **request_kwargs):
+    """Enqueue a notification from the simulated gateway to us.
+
+    delays: the gateway's retry intervals (seconds) after each failed attempt.
+    accept: dotted path of `f(response) -> bool`, whether the receiver took it (default: any 2xx).
+    sign: dotted path of `f(body) -> headers`, called at every attempt (fresh timestamps, as gateways do).
+    request_kwargs: data/json/params/headers for requests.
+    """
+    get_queue("sandbox").enqueue(
+        send_notification, method, url, delays=list(delays), accept=accept, sign=sign, attempt=0, **request_kwargs
+    )
+
+
+def send_notification(method, url, *, delays, accept=None, sign=None, attempt=0, **request_kwargs):
+    """RQ job: send one notification; if it is not accepted, schedule the next attempt per `delays`."""
+    kwargs = dict(request_kwargs)
+    if sign:
+        kwargs["headers"] = {**(kwargs.get("headers") or {}), **_resolve(sign)(kwargs.get("data"))}
+    ok = False
+    try:
+        response = requests.request(method, url, timeout=15, **kwargs)
+        ok = _resolve(accept)(response) if accept else 200 <= response.status_code < 300
+        log.info("sandbox notification %s %s -> %s", method, url.split("?")[0], response.status_code)
+    except requests.RequestException as exc:
+        log.info("sandbox notification to %s failed: %s", url.split("?")[0], type(exc).__name__)
+    if not ok and attempt < len(delays):
+        get_queue("sandbox", current_app).enqueue_in(
+            timedelta(seconds=delays[attempt]), send_notification, method, url,
+            delays=delays, accept=accept, sign=sign, attempt=attempt + 1, **request_kwargs,
+        )
+    return ok

@@ -1,0 +1,50 @@
+"""The demo merchant for the README's run command: sandbox gateways and payments in several states."""
+
+from sqlalchemy import select
+
+from app.extensions import db
+from app.models import Merchant, Payment
+from app.services.gateways import add_sandbox_accounts
+from app.services.merchants import create_merchant
+from app.services.payments import create_payment
+from app.state_machine import Status, transition
+
+DEMO_ORDERS = [
+    ("DEMO-1001", 125_000, "VND", None),
+    ("DEMO-1002", 2_499, "USD", Status.SUCCEEDED),
+    ("DEMO-1003", 150_000, "IDR", Status.FAILED),
+    ("DEMO-1004", 75_000, "BDT", Status.EXPIRED),
+    ("DEMO-1005", 120_000, "NPR", Status.CANCELLED),
+    ("DEMO-1006", 4_999, "USD", None),
+]
+
+
+def seed_demo(email, password):
+    """Create the demo merchant once; return (merchant, api_key or None if it existed, its payments)."""
+    merchant = db.session.scalar(select(Merchant).where(Merchant.email == email))
+    key = None
+    if merchant is None:
+        merchant, key = create_merchant("Demo Shop", email, password)
+        for reference, amount, currency, final in DEMO_ORDERS:
+            discount, shipping = amount // 10, amount // 20
+            items = [
+                {"name": "Batik shirt", "quantity": 1, "unit_amount": amount + discount - shipping, "type": "item"},
+                {"name": "Welcome discount", "quantity": 1, "unit_amount": -discount, "type": "discount"},
+                {"name": "Shipping", "quantity": 1, "unit_amount": shipping, "type": "shipping"},
+            ]
+            payment = create_payment(merchant, {
+                "amount": amount, "currency": currency, "reference": reference,
+                "description": f"Order {reference}", "items": items,
+                "customer": {"name": "Demo Shopper", "email": "shopper@example.com", "phone": "+8801700000000"},
+                "return_url": "https://shop.example/orders/return", "cancel_url": "https://shop.example/cart",
+                "expires_in": 7 * 24 * 3600,
+            })
+            if final is not None:
+                changes = {"gateway": "testcard", "card_summary": "Visa •••• 4242"} if final == Status.SUCCEEDED else {}
+                transition(payment, final, reason="Demo data", source="seed-demo", changes=changes)
+                db.session.commit()
+    else:
+        add_sandbox_accounts(merchant)  # gateways added since the demo was first seeded
+        db.session.commit()
+    payments = list(db.session.scalars(select(Payment).where(Payment.merchant_id == merchant.id).order_by(Payment.id)))
+    return merchant, key, payments

