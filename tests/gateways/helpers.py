@@ -99,3 +99,15 @@ def unmatched_callbacks(code):
 def form_action_outcomes(html):
     """The values of the outcome buttons on a simulator page."""
     return set(re.findall(r'name="outcome" value="([a-z_]+)"', html))
+
+
+def take_notifications():
+    """Remove the simulators' queued notifications (as if lost) and return them as
+    [(method, url, request_kwargs)], so a test can deliver them itself, twice, or at once."""
+    from app.extensions import get_queue
+
+    queue = get_queue("sandbox")
+    jobs = queue.jobs
+    queue.empty()
+    skip = {"delays", "accept", "sign", "attempt"}
+    return [(job.args[0], job.args[1], {k: v for k, v in job.kwargs.items() if k not in skip}) for job in jobs]
