@@ -111,3 +111,27 @@ def take_notifications():
     queue.empty()
     skip = {"delays", "accept", "sign", "attempt"}
     return [(job.args[0], job.args[1], {k: v for k, v in job.kwargs.items() if k not in skip}) for job in jobs]
+
+
+def assert_offered_everywhere(app, http, code, currency):
+    """A merchant made with the CLI has `code` enabled in sandbox, and the demo merchant's open order in
+    `currency` (whose link `seed-demo` prints) offers it on the checkout page."""
+    import json
+    import re
+
+    from app.models import Merchant
+
+    runner = app.test_cli_runner()
+    made = runner.invoke(args=["merchants", "create", "--name", "CLI Shop", "--email", f"cli-{code}@example.test",
+                               "--password", "correct-horse-battery"])
+    assert made.exit_code == 0, made.output
+    db.session.rollback()
+    merchant = db.session.scalar(select(Merchant).where(Merchant.public_id == json.loads(made.output)["id"]))
+    account = merchant.gateway_account(code)
+    assert account.enabled and account.mode == "sandbox" and account.credentials
+
+    seeded = runner.invoke(args=["seed-demo"])
+    assert seeded.exit_code == 0, seeded.output
+    link = re.search(rf"Pay a demo order \({currency}\): \S+(/pay/\S+)", seeded.output).group(1)
+    page = http.get(link)
+    assert page.status_code == 200 and f'value="{code}"' in page.text

@@ -16,6 +16,7 @@ from app.services.callbacks import apply_result
 from app.services.gateways import context_for, payment_info
 from tests.gateways.helpers import (
     api_payment,
+    assert_offered_everywhere,
     choose_method,
     events,
     follow,
@@ -218,3 +219,7 @@ def test_whatever_the_return_says_the_lookup_decides(http, factories):
             truth.outcome, truth.amount, truth.gateway_transaction_id)
 
     check()
+
+
+def test_offered_to_new_merchants_and_on_the_demo_checkout(app, http):
+    assert_offered_everywhere(app, http, "khalti", "NPR")

@@ -25,6 +25,7 @@ from app.services.callbacks import apply_result
 from app.services.gateways import context_for, payment_info
 from tests.gateways.helpers import (
     api_payment,
+    assert_offered_everywhere,
     choose_method,
     events,
     follow,
@@ -280,3 +281,7 @@ def test_expiry_ends_exactly_at_ours():
     ours = datetime(2026, 1, 1, 10, 0, 30)
     exp = expiry(ours, now=datetime(2026, 1, 1, 9, 45, 0, tzinfo=UTC))
     assert exp == {"start_time": "2026-01-01 16:44:30 +0700", "unit": "minute", "duration": 16}
+
+
+def test_offered_to_new_merchants_and_on_the_demo_checkout(app, http):
+    assert_offered_everywhere(app, http, "midtrans", "IDR")

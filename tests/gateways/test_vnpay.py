@@ -26,6 +26,7 @@ from app.services.callbacks import apply_result
 from app.services.gateways import context_for, payment_info
 from tests.gateways.helpers import (
     api_payment,
+    assert_offered_everywhere,
     choose_method,
     events,
     follow,
@@ -333,3 +334,7 @@ def test_changing_any_querydr_field_changes_the_checksum(field, value):
 def test_amount_scaling():
     assert from_vnp_amount("1000000") == 10_000
     assert from_vnp_amount("1000050") is None and from_vnp_amount("-100") is None and from_vnp_amount("") is None
+
+
+def test_offered_to_new_merchants_and_on_the_demo_checkout(app, http):
+    assert_offered_everywhere(app, http, "vnpay", "VND")
