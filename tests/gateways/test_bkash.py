@@ -24,7 +24,7 @@ from tests.gateways._bd_helpers import (
     start,
     transitions,
 )
-from tests.helpers import reload
+from tests.helpers import csrf_token, reload
 
 
 def _pay(http, factories, outcome="success", amount=125_050):
@@ -249,3 +249,19 @@ def test_partial_then_full_refund(http, factories):
     assert too_much.status == "failed" and "2006" in too_much.message
     stored = sim.load(sim.CODE, "payment", payment.gateway_reference)
     assert stored["refunded"] == format_plain(125_050, "BDT")
+
+
+def test_bkash_error_on_start_is_on_the_timeline(http, factories):
+    merchant, key = factories.merchant()
+    account = merchant.gateway_account("bkash")
+    account.credentials = {**account.credentials, "app_key": "not-our-app-key"}
+    db.session.commit()
+    payment, url = create_payment(http, key)
+    page = http.get(url)
+    r = http.post(url, data={"csrf_token": csrf_token(page.text), "method": "bkash"}, allow_redirects=False)
+    assert r.status_code == 422 and "bKash is not available right now" in r.text
+    db.session.rollback()
+    event = payment.events.filter_by(kind="gateway_call").one()
+    assert "2001" in event.message and "Invalid App Key" in event.message
+    assert event.data == {"statusCode": "2001", "statusMessage": "Invalid App Key"}
+    assert reload(payment).status == "pending"
