@@ -70,3 +70,12 @@ def at_once(n, fn):
     for t in threads:
         t.join(30)
     return results
+
+
+def queued_notifications(url_part=""):
+    """The simulators' notifications waiting on the sandbox queue: [(url, request kwargs)]."""
+    from app.extensions import get_queue
+
+    jobs = get_queue("sandbox").jobs
+    return [(job.args[1], job.kwargs) for job in jobs
+            if job.func_name.endswith("send_notification") and url_part in job.args[1]]
