@@ -26,6 +26,7 @@ import json
 import secrets
 import time
 from datetime import timedelta
+from decimal import Decimal
 
 from flask import Blueprint, current_app, jsonify, make_response, redirect, render_template, request, url_for
 
@@ -42,6 +43,8 @@ WEBHOOK_RETRIES = [600, 3600, 3 * 3600]
 #: How long a delayed (bank debit) payment takes to settle in the sandbox.
 ASYNC_SETTLE_SECONDS = 5
 PRIVATE = "_private"
+ZERO_DECIMAL = {"bif", "clp", "djf", "gnf", "jpy", "kmf", "krw", "mga", "pyg", "rwf", "ugx", "vnd", "vuv", "xaf",
+                "xof", "xpf"}
 
 bp = Blueprint("sandbox_stripe", __name__)
 
@@ -178,6 +181,12 @@ def _remember(response):
 
 
 # --- objects ---------------------------------------------------------------------------------------------
+
+
+def _display(amount, currency):
+    """Stripe minor units as text ("20.00 USD"); zero-decimal currencies have no minor unit."""
+    digits = 0 if currency in ZERO_DECIMAL else 2
+    return f"{Decimal(amount).scaleb(-digits):.{digits}f} {currency.upper()}"
 
 
 def _load_session(session_id):
@@ -418,7 +427,8 @@ def hosted_page(session_id):
     if outcome == "cancel":
         return redirect(session["cancel_url"] or session["success_url"], code=303)
     if outcome not in ("success", "delayed", "failure"):
-        return render_template("sandbox/stripe/pay.html", session=session, lines=session[PRIVATE]["lines"])
+        return render_template("sandbox/stripe/pay.html", session=session, lines=session[PRIVATE]["lines"],
+                               total=_display(session["amount_total"], session["currency"]))
     _pay(session, "succeeded" if outcome == "success" else "processing")
     _notify("checkout.session.completed", _public(session))
     if outcome != "success":
