@@ -7,6 +7,8 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+import pytest
+
 README = os.path.join(os.path.dirname(os.path.dirname(__file__)), "README.md")
 
 
@@ -79,3 +81,18 @@ class Receiver:
         self.release()
         self.server.shutdown()
         self.server.server_close()
+
+
+@pytest.fixture
+def receiver():
+    r = Receiver()
+    yield r
+    r.close()
+
+
+@pytest.fixture
+def hooked(factories, receiver):
+    """A merchant whose webhook URL is the receiver: (merchant, api_key)."""
+    merchant, key = factories.merchant(webhook_url=receiver.url)
+    receiver.secret = merchant.webhook_secret
+    return merchant, key

@@ -1,5 +1,6 @@
 import json
 import time
+from datetime import timedelta
 
 import pytest
 from hypothesis import given
@@ -66,15 +67,16 @@ def test_retries_with_growing_delays_until_success(app, factories, hooked, recei
     for i in range(3):
         assert event.delivery_status == "pending" and len(receiver.requests) == i + 1
         last = event.attempts_log.all()[-1]
-        delays.append((event.next_attempt_at - last.created_at).total_seconds())
+        answered = last.created_at + timedelta(milliseconds=last.latency_ms)
+        delays.append((event.next_attempt_at - answered).total_seconds())
         time.sleep(max((event.next_attempt_at - utcnow()).total_seconds(), 0) + 0.05)
-        run_jobs(advance=1)
+        run_jobs(advance=1, rounds=1)
         event = reload(event)
     assert event.delivery_status == "delivered" and event.attempts == 4
     assert [r["status"] for r in receiver.requests] == [500, 503, 404, 200]
     assert set(receiver.event_ids()) == {event.public_id}
     assert delays[0] < delays[1] < delays[2], delays
-    assert 0.3 < delays[0] < 0.6 and 1.3 < delays[2] < 2.0, delays
+    assert 0.3 < delays[0] < 0.7 and 1.4 < delays[2] < 2.1, delays
     errors = [a.error for a in event.attempts_log]
     assert errors == ["HTTP 500", "HTTP 503", "HTTP 404", None]
     assert len(event.attempts_log.all()[0].response_body) == 1024  # first 1 KB of the answer
