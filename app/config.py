@@ -31,7 +31,7 @@ class Config:
     GATEWAY_BASE_URLS: dict = {}
     #: Key for encrypting secrets at rest (Fernet); derived from SECRET_KEY when unset.
     ENCRYPTION_KEY = None
-    RQ_QUEUES = ["webhooks", "default", "sandbox"]
+    RQ_QUEUES = ["webhooks", "default", "sandbox", "webhooks_slow"]
     PAYMENT_DEFAULT_EXPIRY_SECONDS = 15 * 60
     PAYMENT_MIN_EXPIRY_SECONDS = 5 * 60
     PAYMENT_MAX_EXPIRY_SECONDS = 7 * 24 * 3600
@@ -45,6 +45,10 @@ class Config:
     WEBHOOK_RETRY_BASE_SECONDS = 60
     WEBHOOK_RETRY_FACTOR = 3.6
     WEBHOOK_RETRY_JITTER = 0.2
+    #: An endpoint slower than this (or failing) has its events moved to the `webhooks_slow` queue for
+    #: WEBHOOK_SLOW_FLAG_SECONDS (or until its next quick success).
+    WEBHOOK_SLOW_SECONDS = 3
+    WEBHOOK_SLOW_FLAG_SECONDS = 900
     #: How long a delivery holds an event; a worker that dies mid-delivery frees it after this.
     WEBHOOK_LEASE_SECONDS = 60
     #: The previous signing secret is still sent (a second v1) this long after a rotation.

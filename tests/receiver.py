@@ -43,7 +43,7 @@ class Receiver:
                 with receiver.lock:
                     hold, receiver.hold_next = receiver.hold_next, False
                     status = receiver.responses.pop(0) if receiver.responses else 200
-                    record = {"at": time.time(), "headers": dict(self.headers), "body": body,
+                    record = {"at": time.time(), "path": self.path, "headers": dict(self.headers), "body": body,
                               "json": json.loads(body or b"null"), "status": status,
                               "verified": bool(receiver.secret) and receiver.verify(
                                   body, self.headers.get("Paysmith-Signature", ""), receiver.secret)}

@@ -1,6 +1,7 @@
 """RQ entry points. Jobs take ids, call one service and return; they are enqueued only after a commit.
 
-Queues: `webhooks` (one delivery attempt per job), `default` (expiry, refunds, the periodic sweeps) and
+Queues: `webhooks` (one delivery attempt per job), `webhooks_slow` (the same, for endpoints that were slow
+or failing lately), `default` (expiry, refunds, the periodic sweeps) and
 `sandbox` (the gateway simulators' notifications). Every job is idempotent: running one twice, or after a
 sweep has enqueued it again, changes nothing more.
 """
@@ -11,7 +12,10 @@ from rq import Queue
 
 from app.extensions import get_queue
 
-QUEUES = ["webhooks", "default", "sandbox"]
+#: In priority order: a worker takes from `webhooks_slow` (endpoints recently slow or failing) only when the
+#: others are empty, so they never hold up the rest.
+QUEUES = ["webhooks", "default", "sandbox", "webhooks_slow"]
+LANES = {"fast": "webhooks", "slow": "webhooks_slow"}
 #: Finished jobs are not kept: the database holds every outcome.
 _RESULT_TTL = 0
 
@@ -21,14 +25,17 @@ def _delivery_timeout(app):
     return 2 * app.config["WEBHOOK_TIMEOUT_SECONDS"] + 30
 
 
-def enqueue_delivery(app, event_id, delay=None):
-    """One delivery attempt of an outbox event, now or after `delay` seconds."""
-    queue = get_queue("webhooks", app)
+def enqueue_delivery(app, event_id, delay=None, lane="fast"):
+    """One delivery attempt of an outbox event, now or after `delay` seconds, in the fast or slow lane."""
+    queue = get_queue(LANES[lane], app)
     kwargs = {"job_timeout": _delivery_timeout(app), "result_ttl": _RESULT_TTL}
+    if lane != "fast":
+        kwargs["kwargs"] = {"lane": lane}
     if delay:
         # RQ schedules to the whole second: never run before the event's next_attempt_at.
-        return queue.enqueue_in(timedelta(seconds=delay + 1), "app.jobs.webhooks.deliver", event_id, **kwargs)
-    return queue.enqueue("app.jobs.webhooks.deliver", event_id, **kwargs)
+        return queue.enqueue_in(timedelta(seconds=delay + 1), "app.jobs.webhooks.deliver", args=(event_id,),
+                                **kwargs)
+    return queue.enqueue("app.jobs.webhooks.deliver", args=(event_id,), **kwargs)
 
 
 def enqueue_deliveries(app, event_ids):

@@ -3,9 +3,9 @@
 from app.services import webhooks
 
 
-def deliver(event_id):
+def deliver(event_id, lane="fast"):
     """One delivery attempt (schedules the next one itself when it fails)."""
-    return webhooks.deliver_event(event_id)
+    return webhooks.deliver_event(event_id, lane=lane)
 
 
 def sweep():

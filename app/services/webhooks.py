@@ -9,6 +9,11 @@ Delivery of one event is one attempt per RQ job:
 3. record the answer, then either mark the event delivered, schedule the next attempt (exponential backoff
    with jitter, RQ `enqueue_in`), or mark it failed after WEBHOOK_MAX_ATTEMPTS.
 
+A slow or failing endpoint must not hold up other merchants: an endpoint whose last attempt failed or took
+longer than WEBHOOK_SLOW_SECONDS is flagged in Redis for a while, and its events are moved to the
+`webhooks_slow` queue, which workers serve after the others (or a dedicated worker serves); the flag is
+cleared by its next quick success.
+
 A worker that dies in the middle leaves a lease that simply runs out; the sweeper (every 30 s) re-enqueues
 every event that is due, not delivered and not leased, which also covers events committed while Redis was
 down. Jobs that find an event delivered, leased by someone else or not yet due do nothing, so a duplicate
@@ -27,10 +32,11 @@ from urllib.parse import urlsplit
 import requests
 from flask import current_app
 from sqlalchemy import event, or_, select, update
+from redis.exceptions import RedisError
 from sqlalchemy.orm import Session
 
 from app import webhooks as merchant_side
-from app.extensions import db
+from app.extensions import db, get_redis
 from app.models import Merchant, OutboxEvent, Payment, PaymentEvent, WebhookAttempt, utcnow
 from app.services.errors import ValidationError
 
@@ -221,10 +227,37 @@ def _take_lease(event_id, now):
     return lease_until
 
 
-def deliver_event(event_id):
+def _slow_key(merchant_id):
+    return f"paysmith:webhooks:slow-endpoint:{merchant_id}"
+
+
+def endpoint_is_slow(merchant_id):
+    try:
+        return bool(get_redis().exists(_slow_key(merchant_id)))
+    except RedisError:
+        return False
+
+
+def _flag_endpoint(merchant_id, slow):
+    try:
+        if slow:
+            get_redis().set(_slow_key(merchant_id), 1, ex=current_app.config["WEBHOOK_SLOW_FLAG_SECONDS"])
+        else:
+            get_redis().delete(_slow_key(merchant_id))
+    except RedisError:
+        log.warning("could not flag the webhook endpoint of merchant %s", merchant_id)
+
+
+def deliver_event(event_id, *, lane="fast"):
     """Make one delivery attempt of an outbox event; return its delivery_status afterwards (or None when
-    another worker holds it, it is already settled or not yet due). Commits."""
+    another worker holds it, it is already settled, not yet due, or moved to the slow lane). Commits."""
     config = current_app.config
+    if lane == "fast":
+        merchant_id = db.session.scalar(select(OutboxEvent.merchant_id).where(OutboxEvent.id == event_id))
+        db.session.rollback()
+        if merchant_id is not None and endpoint_is_slow(merchant_id):
+            _schedule(event_id, 0, lane="slow")
+            return None
     now = utcnow()
     lease_until = _take_lease(event_id, now)
     if lease_until is None:
@@ -269,6 +302,9 @@ def deliver_event(event_id):
     except requests.RequestException as exc:
         error = f"connection failed: {type(exc).__name__}"
     latency_ms = int((time.monotonic() - started) * 1000)
+    slow = error is not None or latency_ms > config["WEBHOOK_SLOW_SECONDS"] * 1000
+    if slow or lane != "fast":  # in the fast lane the endpoint was not flagged: nothing to clear
+        _flag_endpoint(merchant.id, slow)
 
     attempt = db.session.get(WebhookAttempt, attempt.id)
     attempt.status_code, attempt.latency_ms, attempt.response_body, attempt.error = status_code, latency_ms, text, error
@@ -293,16 +329,19 @@ def deliver_event(event_id):
     if result.rowcount != 1:
         return None
     if retry_in is not None:
-        _schedule(event_id, retry_in)
+        _schedule(event_id, retry_in, lane="slow")
         return "pending"
     return values["delivery_status"]
 
 
-def _schedule(event_id, delay):
+def _schedule(event_id, delay, lane=None):
     from app.jobs import enqueue_delivery
 
+    if lane is None:
+        merchant_id = db.session.scalar(select(OutboxEvent.merchant_id).where(OutboxEvent.id == event_id))
+        lane = "slow" if merchant_id is not None and endpoint_is_slow(merchant_id) else "fast"
     try:
-        enqueue_delivery(current_app._get_current_object(), event_id, delay=delay)
+        enqueue_delivery(current_app._get_current_object(), event_id, delay=delay, lane=lane)
     except Exception:
         log.warning("could not schedule the next delivery of event %s; the sweeper will", event_id,
                     exc_info=True)

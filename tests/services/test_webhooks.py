@@ -242,3 +242,28 @@ def test_signatures_verify_and_tampering_fails(secret, body, t, flip):
 def test_malformed_signature_headers_never_raise(header):
     assert merchant_side.verify(b"{}", header, "whsec_x") is False
 
+
+
+def test_a_slow_endpoint_is_moved_to_the_slow_lane_and_does_not_hold_up_others(app, factories, receiver,
+                                                                              run_jobs, monkeypatch):
+    from rq import SimpleWorker
+
+    from app.extensions import get_queue, get_redis
+
+    monkeypatch.setitem(app.config, "WEBHOOK_TIMEOUT_SECONDS", 0.3)
+    slow, _ = factories.merchant(webhook_url=receiver.url + "?slow")
+    healthy, _ = factories.merchant(webhook_url=receiver.url + "?healthy")
+    receiver.responses = [-0.6]  # the slow merchant's first delivery times out
+    cancel_payment(factories.payment(slow), source="api")
+    run_jobs(rounds=1)
+    assert webhooks.endpoint_is_slow(slow.id) and not webhooks.endpoint_is_slow(healthy.id)
+
+    cancel_payment(factories.payment(slow), source="api")
+    cancel_payment(factories.payment(healthy), source="api")
+    SimpleWorker([get_queue("webhooks")], connection=get_redis()).work(burst=True)  # the fast lane only
+    paths = [r["path"] for r in receiver.requests]
+    assert paths == ["/hooks?slow", "/hooks?healthy"]  # the healthy merchant went first
+    assert get_queue("webhooks_slow").count == 1
+    run_jobs()  # the slow lane when nothing else waits
+    assert [r["path"] for r in receiver.requests][2:] == ["/hooks?slow"]
+    assert not webhooks.endpoint_is_slow(slow.id)  # a quick success clears the flag
