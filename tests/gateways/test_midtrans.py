@@ -112,10 +112,15 @@ def test_failure_and_cancel(http, factories, run_jobs, outcome, status):
     assert f"payment.{status}" in outbox_types(payment)
 
 
-def test_capture_challenge_stays_processing_and_is_flagged(http, factories, run_jobs):
+def test_capture_challenge_stays_processing_flagged_until_the_merchant_cancels(http, factories, run_jobs):
     payment, _ = pay(http, factories, "challenge")
     run_jobs()
     assert reload(payment).status == "processing" and payment.needs_review is True
+    gateway, info, ctx = adapter_for(payment, MT)
+    assert gateway.refund(info, 1_000, "rf_x", ctx).status == "failed"  # nothing captured for sure yet
+    assert gateway.cancel(info, ctx)["transaction_status"] == "cancel"
+    run_jobs()  # Midtrans notifies the cancel
+    assert reload(payment).status == "cancelled"
 
 
 def test_duplicate_notification_applies_once(http, factories):
