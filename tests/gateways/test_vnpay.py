@@ -109,6 +109,7 @@ def test_failure_and_cancel(http, factories, run_jobs, outcome, status, code):
     payment, _ = pay(http, factories, outcome)
     run_jobs()
     assert reload(payment).status == status and payment.failure_code == code
+    assert payment.gateway_transaction_id is None if outcome == "cancel" else payment.gateway_transaction_id
     assert f"payment.{status}" in outbox_types(payment)
 
 
@@ -245,6 +246,12 @@ def test_simulator_refuses_wrong_credentials(http, factories):
     with pytest.raises(GatewayError) as exc:
         gateway.query(info, bad)
     assert exc.value.code == "02"
+
+
+def test_simulator_refuses_amounts_outside_vnpays_range(http, factories):
+    payment, pay_url = start(http, factories, amount=4_000)
+    page = http.get(pay_url)
+    assert page.status_code == 400 and "code=03" in page.text and "5,000" in page.text
 
 
 def test_dates_are_gmt7_whatever_the_server_zone(http, factories, monkeypatch):
