@@ -250,3 +250,28 @@ def test_bkash_error_on_start_is_on_the_timeline(http, factories):
     assert "2001" in event.message and "Invalid App Key" in event.message
     assert event.data == {"statusCode": "2001", "statusMessage": "Invalid App Key"}
     assert reload(payment).status == "pending"
+
+
+def test_a_guard_left_pending_by_a_dead_process_is_settled_by_query(http, factories):
+    """A process died after sending execute: bKash may have executed, so we query, never execute again."""
+    merchant, payment, back = _pay(http, factories)
+    gateway, info, ctx = adapter_and_context(payment, "bkash")
+    get_redis().set(gateway._execute_key(ctx, payment.gateway_reference), f"pending:{time.time() - 3600}")
+    http.get(back)
+    assert sim.stats("execute") == 0 and sim.stats("query") == 1
+    assert reload(payment).status == "processing"  # bKash says Initiated: nothing to apply yet
+    assert callbacks(payment)[-1].data["via"] == "query"
+
+
+def test_many_requests_refused_one_token_replace_it_once(app, http, factories):
+    merchant, payment, _ = start(http, factories, "bkash")
+    gateway, info, ctx = adapter_and_context(payment, "bkash")
+    stale = gateway.token(ctx)
+    get_redis().delete(f"sandbox:bkash:id_token:{stale}")
+
+    def replace():
+        with app.app_context():
+            return gateway.token(ctx, stale=stale)
+
+    assert len(set(at_once(4, replace))) == 1
+    assert sim.stats("grant") + sim.stats("refresh") == 2
