@@ -13,7 +13,14 @@ from sqlalchemy import select
 from app import money
 from app.dashboard import bp, flash_form_errors, owned_or_404
 from app.dashboard.forms import ActionForm, PaymentLinkForm, RefundForm
-from app.dashboard.queries import PAGE_SIZE, STATUSES, PaymentFilters, decode_cursor, encode_cursor, payments_query
+from app.dashboard.queries import (
+    PAGE_SIZE,
+    STATUSES,
+    PaymentFilters,
+    decode_cursor,
+    encode_cursor,
+    payments_query,
+)
 from app.extensions import db
 from app.gateways import REGISTRY, get_gateway
 from app.models import OutboxEvent, Payment, PaymentEvent, Refund, WebhookAttempt
