@@ -11,7 +11,6 @@ from app.extensions import db
 from app.models import OutboxEvent, Payment, WebhookAttempt
 from app.security import mask
 from app.services.errors import ServiceError
-from app.services.merchants import set_webhook_url
 
 RECENT = 30
 
@@ -50,6 +49,8 @@ def webhook_url():
     if not form.validate_on_submit():
         flash_form_errors(form)
         return _page(form, status=422)
+    from app.services.webhooks import set_webhook_url
+
     try:
         set_webhook_url(current_user, form.url.data)
     except ServiceError as exc:

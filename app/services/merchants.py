@@ -91,13 +91,3 @@ def revoke_api_key(merchant, key_public_id):
         db.session.commit()
     return key
 
-
-def set_webhook_url(merchant, url):
-    """Set (or clear, with an empty value) where webhook events are sent, after validating it. Commits."""
-    from app.services.webhooks import validate_webhook_url
-
-    url = (url or "").strip() or None
-    if url is not None:
-        validate_webhook_url(url)
-    merchant.webhook_url = url
-    db.session.commit()
