@@ -161,7 +161,12 @@ def refund(public_id):
         created = request_refund(payment, amount, form.reason.data or None, source="dashboard")
     except ServiceError as exc:
         db.session.rollback()
-        flash(f"Refund refused: {exc.message}", "error")
+        db.session.refresh(payment)
+        message = exc.message
+        if exc.code == "refund_exceeds_captured":
+            message = (f"{money.format_money(amount, payment.currency)} is more than the "
+                       f"{money.format_money(payment.refundable_amount, payment.currency)} still refundable.")
+        flash(f"Refund refused: {message}", "error")
         return redirect(back, 303)
     flash(f"Refund of {money.format_money(created.amount, created.currency)} requested ({created.status}).",
           "success")
