@@ -37,20 +37,18 @@ class Bucket:
             self.volume += amount
 
 
-def overview_rows(merchant_id, since):
-    """(currency, gateway, status, day, count, sum(amount)) for the merchant's payments created since `since`."""
+def overview_statement(merchant_id, since):
+    """(currency, gateway, status, day, count, sum(amount)) of the merchant's payments created since `since`."""
     day = func.date(Payment.created_at)
-    return db.session.execute(
-        select(Payment.currency, Payment.gateway, Payment.status, day, func.count(), func.sum(Payment.amount))
-        .where(Payment.merchant_id == merchant_id, Payment.created_at >= since)
-        .group_by(Payment.currency, Payment.gateway, Payment.status, day)
-    ).all()
+    return (select(Payment.currency, Payment.gateway, Payment.status, day, func.count(), func.sum(Payment.amount))
+            .where(Payment.merchant_id == merchant_id, Payment.created_at >= since)
+            .group_by(Payment.currency, Payment.gateway, Payment.status, day))
 
 
 def build_overview(merchant_id, now=None):
     today = (now or utcnow()).date()
     first = {key: today - timedelta(days=days - 1) for key, _, days in WINDOWS}
-    rows = overview_rows(merchant_id, datetime.combine(first["30d"], time.min))
+    rows = db.session.execute(overview_statement(merchant_id, datetime.combine(first["30d"], time.min))).all()
     per_currency = defaultdict(lambda: {key: Bucket() for key, _, _ in WINDOWS})
     daily = defaultdict(lambda: defaultdict(int))  # currency → day → paid volume
     gateways = defaultdict(lambda: {"settled": 0, "paid": 0, "open": 0})
