@@ -52,10 +52,11 @@ def seed_demo_command():
     click.echo(f"  Sign in:    {DEMO_EMAIL} / {DEMO_PASSWORD}")
     if key:
         click.echo(f"  API key:    {key}")
-    for payment in payments:
-        if payment.status == "pending":
-            click.echo(f"  Pay a demo order: {base}/pay/{payment.checkout_token}")
-            break
+    shown = set()
+    for payment in payments:  # one open order per currency: each currency offers its own gateways
+        if payment.status == "pending" and payment.currency not in shown:
+            shown.add(payment.currency)
+            click.echo(f"  Pay a demo order ({payment.currency}): {base}/pay/{payment.checkout_token}")
 
 
 def register(app):

@@ -61,6 +61,8 @@ class Config:
     REFUND_MAX_ATTEMPTS = 5
     #: Seconds before a `processing` payment is asked about at its gateway.
     RECONCILE_AFTER_SECONDS = 15 * 60
+    #: Larger request bodies are refused with 413 (no payment request or gateway callback comes near it).
+    MAX_CONTENT_LENGTH = 1024 * 1024
     SESSION_COOKIE_HTTPONLY = True
     SESSION_COOKIE_SAMESITE = "Lax"
     REMEMBER_COOKIE_HTTPONLY = True

@@ -1,11 +1,15 @@
 """Error pages and JSON errors. API and callback requests get JSON by blueprint, everyone else HTML.
 
 No stack trace ever reaches a client: unexpected exceptions are logged and answered with a plain 500.
+Requests carrying a NUL character (in the path, the query, a form or a JSON string) are refused with a 400
+before any view runs: PostgreSQL cannot store NUL in text or JSONB, so they would otherwise fail deep inside
+a query, and no payment field ever needs one.
 """
 
 import logging
 
 from flask import render_template, request
+from flask.json.provider import DefaultJSONProvider
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 
@@ -28,7 +32,40 @@ def _page(status, message):
     return render_template(template, status=status, title=title, message=message), status
 
 
+_NUL_MARKERS = (b"\x00", b"%00", b"\\u0000")
+
+
+def _has_nul():
+    if "\x00" in request.path or b"%00" in request.query_string:
+        return True
+    if request.content_length == 0 or request.method in ("GET", "HEAD", "OPTIONS"):
+        return False
+    body = request.get_data(cache=True)  # cached: forms and JSON are still parsed from it later
+    return any(marker in body for marker in _NUL_MARKERS)
+
+
+class JSONProvider(DefaultJSONProvider):
+    """Flask's JSON, except that absurdly nested input is invalid JSON (a ValueError, so `silent=True`
+    parsing returns None) instead of a RecursionError that would end as a 500."""
+
+    def loads(self, s, **kwargs):
+        try:
+            return super().loads(s, **kwargs)
+        except RecursionError as exc:
+            raise ValueError("JSON nested too deeply") from exc
+
+
 def register_error_handlers(app):
+    app.json = JSONProvider(app)
+
+    @app.before_request
+    def refuse_nul_bytes():
+        if _has_nul():
+            if _wants_json():
+                return api_error(400, "invalid_request", "the request contains a NUL character")
+            return _page(400, "The request contains characters we cannot accept.")
+        return None
+
     @app.errorhandler(CSRFError)
     def csrf_error(exc):
         if _wants_json():

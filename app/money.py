@@ -56,23 +56,49 @@ def exponent(currency):
     return EXPONENTS[normalize_currency(currency)]
 
 
+def _require_int(amount):
+    if isinstance(amount, bool) or not isinstance(amount, int):
+        raise MoneyError(f"{amount!r} is not an integer amount of minor units")
+    return amount
+
+
 def to_decimal(amount, currency):
     """Minor units → Decimal major units, exact (12345 USD → Decimal('123.45'))."""
-    return Decimal(amount).scaleb(-exponent(currency))
+    sign, digits, exp = Decimal(_require_int(amount)).as_tuple()
+    return Decimal((sign, digits, exp - exponent(currency)))  # no context rounding, whatever the size
 
 
 def to_minor(value, currency):
-    """A decimal string or Decimal in major units → int minor units; raises if it has too many decimals."""
+    """A decimal string, Decimal or int in major units → int minor units.
+
+    Raises MoneyError if the value has more decimals than the currency allows, and for floats and bools:
+    a float has already lost the exact amount ('0.1' is not 0.1), so it is never money. Integer arithmetic
+    on the decimal's digits, so no context precision can round a wrong value into an acceptable one.
+    """
+    if isinstance(value, (float, bool)):
+        raise MoneyError(f"{value!r} is a {type(value).__name__}; pass a decimal string or Decimal")
     try:
         dec = Decimal(str(value).strip())
     except Exception as exc:  # decimal.InvalidOperation and friends
         raise MoneyError(f"{value!r} is not a decimal amount") from exc
     if not dec.is_finite():
         raise MoneyError(f"{value!r} is not a decimal amount")
-    scaled = dec.scaleb(exponent(currency))
-    if scaled != scaled.to_integral_value():
-        raise MoneyError(f"{value!r} has more decimals than {currency} allows")
-    return int(scaled)
+    sign, digits, exp = dec.as_tuple()
+    number = int("".join(map(str, digits)))
+    if number == 0:
+        return 0
+    if dec.adjusted() > 100:  # no real amount comes near; keeps 10**shift small
+        raise MoneyError(f"{value!r} is out of range")
+    shift = exp + exponent(currency)
+    if shift >= 0:
+        number *= 10**shift
+    else:
+        if -shift > len(digits):
+            raise MoneyError(f"{value!r} has more decimals than {currency} allows")
+        number, rest = divmod(number, 10**-shift)
+        if rest:
+            raise MoneyError(f"{value!r} has more decimals than {currency} allows")
+    return -number if sign else number
 
 
 def format_plain(amount, currency):
@@ -84,6 +110,7 @@ def format_plain(amount, currency):
 def format_money(amount, currency):
     """Display form for people: 12345 USD → '$123.45', 150000 VND → '150,000 ₫'."""
     currency = normalize_currency(currency)
+    _require_int(amount)
     exp = EXPONENTS[currency]
     sign = "-" if amount < 0 else ""
     number = f"{abs(to_decimal(amount, currency)):,.{exp}f}"

@@ -69,8 +69,8 @@ def pay(token):
                 if isinstance(action, FormPost):
                     return render_template("checkout/redirect_form.html", action=action)
                 return redirect(action.url, code=303)
-        else:
-            error = "Choose a payment method." if not form.method.data else "The form expired; please try again."
+        else:  # CSRF is checked before the view (CSRFProtect), so only the method can be wrong here
+            error = "Choose one of the payment methods offered."
     seconds_left = max(0, int((payment.expires_at - utcnow()).total_seconds()))
     return render_template("checkout/pay.html", payment=payment, form=form, cancel_form=CancelForm(),
                            error=error, seconds_left=seconds_left), (422 if error else 200)
@@ -79,6 +79,8 @@ def pay(token):
 @bp.get("/<token>/result")
 def result(token):
     payment = _load(token)
+    if payment.status == Status.PENDING and payment.gateway is None:
+        return redirect(f"/pay/{token}", code=303)  # nothing to wait for: the shopper has not chosen yet
     return render_template("checkout/result.html", payment=payment, return_url=merchant_return_url(payment),
                            cancel_return_url=merchant_return_url(payment, payment.cancel_url))
 

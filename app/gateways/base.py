@@ -105,7 +105,7 @@ class CallbackRequest:
 
         try:
             data = json.loads(self.body or b"null")
-        except ValueError:
+        except (ValueError, RecursionError):
             return None
         return data if isinstance(data, dict) else None
 

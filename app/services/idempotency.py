@@ -44,8 +44,8 @@ def run(merchant_id, key, endpoint, body, handler):
         status, payload = handler()
         db.session.commit()
         return Response(status, payload)
-    if not key or len(key) > MAX_KEY_LENGTH:
-        raise ValidationError(f"Idempotency-Key must be 1 to {MAX_KEY_LENGTH} characters",
+    if not key or len(key) > MAX_KEY_LENGTH or not key.isprintable():
+        raise ValidationError(f"Idempotency-Key must be 1 to {MAX_KEY_LENGTH} printable characters",
                               field="Idempotency-Key", code="invalid_idempotency_key", status=400)
     digest = request_hash(body)
     now = utcnow()

@@ -12,7 +12,7 @@ from app.extensions import db
 from app.gateways import get_gateway
 from app.gateways.base import GatewayError
 from app.models import Payment, PaymentEvent, utcnow
-from app.services.errors import NotFound, ValidationError
+from app.services.errors import MalformedRequest, NotFound, ValidationError
 from app.services.gateways import context_for, enabled_accounts, payment_info
 from app.state_machine import OPEN, Status, transition
 
@@ -20,48 +20,65 @@ ITEM_TYPES = {"item", "discount", "shipping", "tax"}
 _URL = re.compile(r"^https?://[^\s/$.?#][^\s]*$", re.IGNORECASE)
 
 
-def _text(data, name, *, required=False, max_len=500):
+def _text(data, name, *, required=False, max_len=500, field=None):
+    field = field or name
     value = data.get(name)
     if value is None or value == "":
         if required:
-            raise ValidationError(f"{name} is required", field=name, code="missing_field")
+            raise MalformedRequest(f"{field} is required", field=field, code="missing_field")
         return None
     if not isinstance(value, str):
-        raise ValidationError(f"{name} must be a string", field=name, code="invalid_type")
+        raise MalformedRequest(f"{field} must be a string", field=field)
     value = value.strip()
     if len(value) > max_len:
-        raise ValidationError(f"{name} must be at most {max_len} characters", field=name)
+        raise ValidationError(f"{field} must be at most {max_len} characters", field=field)
     if required and not value:
-        raise ValidationError(f"{name} is required", field=name, code="missing_field")
+        raise MalformedRequest(f"{field} is required", field=field, code="missing_field")
     return value
 
 
 def _url(data, name, *, required=False):
     value = _text(data, name, required=required, max_len=2000)
     if value is not None and not _URL.match(value):
-        raise ValidationError(f"{name} must be an http(s) URL", field=name)
+        raise ValidationError(f"{name} must be an http(s) URL", field=name, code="invalid_url")
     return value
 
 
 def _int(value, field):
     if isinstance(value, bool) or not isinstance(value, int):
-        raise ValidationError(f"{field} must be an integer", field=field, code="invalid_type")
+        raise MalformedRequest(f"{field} must be an integer", field=field)
+    return value
+
+
+def _optional(data, name, kind, default):
+    """data[name] if present and not null, checked to be of JSON type `kind` (dict or list)."""
+    value = data.get(name)
+    if value is None:
+        return default
+    if not isinstance(value, kind):
+        raise MalformedRequest(f"{name} must be {'an object' if kind is dict else 'a list'}", field=name)
     return value
 
 
 def validate_new_payment(data):
-    """Check a create-payment request (a dict from JSON or a form); return clean values or raise."""
+    """Check a create-payment request (a dict from JSON or a form); return clean values or raise.
+
+    Raises MalformedRequest (400) for a missing field or a wrong JSON type, ValidationError (422) for a
+    well-formed value that is refused (see app.services.errors).
+    """
     if not isinstance(data, dict):
-        raise ValidationError("the request body must be a JSON object", code="invalid_request")
+        raise MalformedRequest("the request body must be a JSON object", code="invalid_json")
     if "amount" not in data:
-        raise ValidationError("amount is required", field="amount", code="missing_field")
+        raise MalformedRequest("amount is required", field="amount", code="missing_field")
     _int(data["amount"], "amount")
     try:
         amount = money.validate_amount(data["amount"])
     except money.MoneyError as exc:
         raise ValidationError(str(exc), field="amount", code="invalid_amount") from exc
-    if "currency" not in data:
-        raise ValidationError("currency is required", field="currency", code="missing_field")
+    if data.get("currency") is None:
+        raise MalformedRequest("currency is required", field="currency", code="missing_field")
+    if not isinstance(data["currency"], str):
+        raise MalformedRequest("currency must be a string", field="currency")
     try:
         currency = money.normalize_currency(data["currency"])
     except money.MoneyError as exc:
@@ -77,27 +94,30 @@ def validate_new_payment(data):
     }
 
     config = current_app.config
-    expires_in = data.get("expires_in", config["PAYMENT_DEFAULT_EXPIRY_SECONDS"])
+    expires_in = data.get("expires_in")
+    if expires_in is None:
+        expires_in = config["PAYMENT_DEFAULT_EXPIRY_SECONDS"]
     _int(expires_in, "expires_in")
     low, high = config["PAYMENT_MIN_EXPIRY_SECONDS"], config["PAYMENT_MAX_EXPIRY_SECONDS"]
     if not low <= expires_in <= high:
-        raise ValidationError(f"expires_in must be between {low} and {high} seconds", field="expires_in")
+        raise ValidationError(f"expires_in must be between {low} and {high} seconds", field="expires_in",
+                              code="invalid_expires_in")
     clean["expires_in"] = expires_in
 
-    items = data.get("items") or []
-    if not isinstance(items, list):
-        raise ValidationError("items must be a list", field="items", code="invalid_type")
     clean_items = []
-    for i, item in enumerate(items):
+    for i, item in enumerate(_optional(data, "items", list, [])):
         field = f"items[{i}]"
         if not isinstance(item, dict):
-            raise ValidationError(f"{field} must be an object", field=field, code="invalid_type")
+            raise MalformedRequest(f"{field} must be an object", field=field)
         kind = item.get("type", "item")
         if kind not in ITEM_TYPES:
             raise ValidationError(f"{field}.type must be one of {sorted(ITEM_TYPES)}", field=f"{field}.type")
-        name = _text(item, "name", required=True, max_len=200)
+        name = _text(item, "name", required=True, max_len=200, field=f"{field}.name")
         quantity = _int(item.get("quantity", 1), f"{field}.quantity")
-        unit = _int(item.get("unit_amount"), f"{field}.unit_amount")
+        if "unit_amount" not in item:
+            raise MalformedRequest(f"{field}.unit_amount is required", field=f"{field}.unit_amount",
+                                   code="missing_field")
+        unit = _int(item["unit_amount"], f"{field}.unit_amount")
         if quantity < 1 or quantity > 10_000:
             raise ValidationError(f"{field}.quantity must be between 1 and 10000", field=f"{field}.quantity")
         if (kind == "discount") != (unit < 0):
@@ -108,8 +128,9 @@ def validate_new_payment(data):
         if abs(unit) > money.MAX_AMOUNT:
             raise ValidationError(f"{field}.unit_amount is too large", field=f"{field}.unit_amount")
         entry = {"name": name, "quantity": quantity, "unit_amount": unit, "type": kind}
-        if item.get("sku") is not None:
-            entry["sku"] = _text(item, "sku", max_len=100)
+        sku = _text(item, "sku", max_len=100, field=f"{field}.sku")
+        if sku is not None:
+            entry["sku"] = sku
         clean_items.append(entry)
     if clean_items:
         total = sum(i["quantity"] * i["unit_amount"] for i in clean_items)
@@ -119,24 +140,23 @@ def validate_new_payment(data):
             )
     clean["items"] = clean_items
 
-    customer = data.get("customer") or {}
-    if not isinstance(customer, dict):
-        raise ValidationError("customer must be an object", field="customer", code="invalid_type")
-    clean["customer"] = {
-        key: _text(customer, key, max_len=200)
-        for key in ("name", "email", "phone", "address", "city", "postcode", "country")
-        if customer.get(key) not in (None, "")
-    }
-    for key, value in clean["customer"].items():
-        if not isinstance(value, str):
-            raise ValidationError(f"customer.{key} must be a string", field=f"customer.{key}")
+    customer = _optional(data, "customer", dict, {})
+    clean["customer"] = {}
+    for key in ("name", "email", "phone", "address", "city", "postcode", "country"):
+        value = _text(customer, key, max_len=200, field=f"customer.{key}")
+        if value:
+            clean["customer"][key] = value
 
-    metadata = data.get("metadata") or {}
-    if not isinstance(metadata, dict) or len(metadata) > 50:
-        raise ValidationError("metadata must be an object with at most 50 keys", field="metadata")
+    metadata = _optional(data, "metadata", dict, {})
+    if len(metadata) > 50:
+        raise ValidationError("metadata may have at most 50 keys", field="metadata")
     for key, value in metadata.items():
-        if not isinstance(value, (str, int, bool)) or len(str(value)) > 500 or len(key) > 40:
-            raise ValidationError("metadata values must be short strings or numbers", field=f"metadata.{key}")
+        if not isinstance(value, (str, int, bool)):
+            raise MalformedRequest("metadata values must be strings, integers or booleans",
+                                   field=f"metadata.{key}")
+        if len(key) > 40 or len(str(value)) > 500:
+            raise ValidationError("metadata keys are at most 40 and values at most 500 characters",
+                                  field=f"metadata.{key}")
     clean["metadata"] = metadata
     return clean
 
@@ -159,6 +179,7 @@ def build_payment(merchant, data):
         expires_at=now + timedelta(seconds=clean["expires_in"]),
         items=clean["items"],
         customer=clean["customer"],
+        customer_email=(clean["customer"].get("email") or "").lower() or None,
         meta=clean["metadata"],
         created_at=now,
         updated_at=now,

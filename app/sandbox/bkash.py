@@ -1,0 +1,285 @@
+"""bKash Tokenized Checkout simulator (v1.2.0-beta), mounted at /sandbox/bkash.
+
+API under `/sandbox/bkash/v1.2.0-beta/tokenized/checkout/…` as bKash serves it under
+`https://tokenized.sandbox.bka.sh/v1.2.0-beta/tokenized/checkout/…`: `token/grant`, `token/refresh`,
+`create`, `execute`, `payment/status`, `payment/refund`. Every answer is HTTP 200 with bKash's
+`statusCode`/`statusMessage` envelope; a missing, expired or foreign id_token gets the API gateway's 401
+`{"message": "Unauthorized"}`. The wallet page at `/sandbox/bkash/redirect/tokenized/?paymentID=…` has buttons
+named `outcome` (success, failure, cancel) and sends the browser back to
+`callbackURL?paymentID=…&status=…&signature=…&apiVersion=1.2.0-beta`, as bKash does. bKash sends no
+server-to-server notification in this flow.
+
+A `success` on the wallet page only authorises the payment; it is `Completed` once the merchant calls
+`execute`, which answers once (a second call gets 2117). Tests can make `execute` answer late
+(`set_execute_delay`); the payment is completed before the delay, as when bKash's answer is lost on the way.
+Error codes are bKash's published ones (developer.bka.sh/docs/error-codes, via gateways.md §4).
+"""
+
+import functools
+import hmac
+import secrets
+import time
+from datetime import UTC, datetime, timedelta, timezone
+from decimal import Decimal
+
+from flask import Blueprint, jsonify, redirect, render_template, request
+
+from app.extensions import get_redis
+from app.sandbox._common import decimal_amount, load, save
+
+CODE = "bkash"
+API = "/v1.2.0-beta/tokenized/checkout"
+SANDBOX_CREDENTIALS = {
+    "app_key": "4f6o0cjiki2rfm34kfdadl1eqq",
+    "app_secret": "2is7hdktrekvrbljjh44ll3d9l1dtjo4pasmjvs5vl5qr3fug4b",
+    "username": "sandboxTokenizedUser02",
+    "password": "sandboxTokenizedUser02@12345",
+}
+TOKEN_SECONDS = 3600
+REFRESH_TOKEN_SECONDS = 28 * 24 * 3600
+DHAKA = timezone(timedelta(hours=6))
+ERRORS = {
+    "2001": "Invalid App Key",
+    "2002": "Invalid Payment ID",
+    "2006": "Invalid Amount",
+    "2007": "Invalid Currency",
+    "2008": "Invalid Intent",
+    "2029": "Duplicate for all transactions",
+    "2049": "Invalid Callback URL",
+    "2056": "Invalid Payment State",
+    "2065": "Mandatory field missing",
+    "2117": "Payment execution already been called before",
+}
+
+bp = Blueprint("sandbox_bkash", __name__)
+
+
+def _key(*parts):
+    return ":".join(("sandbox", CODE, *parts))
+
+
+def stats(name):
+    """How many token grants / refreshes / executes the simulator served (for tests and the bench)."""
+    raw = get_redis().get(_key("count", name))
+    return int(raw) if raw else 0
+
+
+def _count(name):
+    get_redis().incr(_key("count", name))
+
+
+def set_execute_delay(seconds):
+    """Make `execute` answer `seconds` late (0 to stop), across every process sharing this Redis."""
+    if seconds:
+        get_redis().set(_key("execute_delay"), str(seconds), ex=3600)
+    else:
+        get_redis().delete(_key("execute_delay"))
+
+
+def _now_text():
+    now = datetime.now(UTC).astimezone(DHAKA)
+    return now.strftime("%Y-%m-%dT%H:%M:%S:") + f"{now.microsecond // 1000:03d} GMT+0600"
+
+
+def _error(code):
+    return jsonify({"statusCode": code, "statusMessage": ERRORS[code]})
+
+
+def _unauthorized():
+    return jsonify({"message": "Unauthorized"}), 401
+
+
+def _same(a, b):
+    return hmac.compare_digest(str(a or "").encode(), str(b or "").encode())
+
+
+def _issue_token():
+    id_token = "eyJraWQiOiJzYW5kYm94In0." + secrets.token_urlsafe(48)
+    refresh_token = "eyJjdHkiOiJKV1QifQ." + secrets.token_urlsafe(48)
+    redis = get_redis()
+    redis.set(_key("id_token", id_token), "1", ex=TOKEN_SECONDS)
+    redis.set(_key("refresh_token", refresh_token), "1", ex=REFRESH_TOKEN_SECONDS)
+    return jsonify({"statusCode": "0000", "statusMessage": "Successful", "id_token": id_token,
+                    "token_type": "Bearer", "expires_in": TOKEN_SECONDS, "refresh_token": refresh_token})
+
+
+def _token_refusal(body):
+    """bKash's answer to a token call with wrong credentials, or None when they are right."""
+    creds = SANDBOX_CREDENTIALS
+    if not (_same(request.headers.get("username"), creds["username"])
+            and _same(request.headers.get("password"), creds["password"])):
+        return _unauthorized()
+    if not (_same(body.get("app_key"), creds["app_key"]) and _same(body.get("app_secret"), creds["app_secret"])):
+        return _error("2001")
+    return None
+
+
+@bp.post(f"{API}/token/grant")
+def grant():
+    body = request.get_json(silent=True) or {}
+    refusal = _token_refusal(body)
+    if refusal:
+        return refusal
+    _count("grant")
+    return _issue_token()
+
+
+@bp.post(f"{API}/token/refresh")
+def refresh():
+    body = request.get_json(silent=True) or {}
+    refusal = _token_refusal(body)
+    if refusal:
+        return refusal
+    if not body.get("refresh_token") or not get_redis().delete(_key("refresh_token", str(body["refresh_token"]))):
+        return _unauthorized()
+    _count("refresh")
+    return _issue_token()
+
+
+def _authorized():
+    token = request.headers.get("Authorization", "")
+    return (token and get_redis().exists(_key("id_token", token))
+            and _same(request.headers.get("X-APP-Key"), SANDBOX_CREDENTIALS["app_key"]))
+
+
+def _public(p):
+    fields = ("paymentID", "payerReference", "customerMsisdn", "trxID", "amount", "transactionStatus",
+              "paymentCreateTime", "paymentExecuteTime", "currency", "intent", "merchantInvoiceNumber",
+              "mode", "verificationStatus")
+    return {k: p[k] for k in fields if p.get(k) is not None}
+
+
+@bp.post(f"{API}/create")
+def create():
+    if not _authorized():
+        return _unauthorized()
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict):
+        return _error("2065")
+    for field in ("mode", "payerReference", "callbackURL", "amount", "currency", "intent", "merchantInvoiceNumber"):
+        if body.get(field) in (None, ""):
+            return _error("2065")
+    if not str(body["callbackURL"]).startswith(("http://", "https://")):
+        return _error("2049")
+    if body["currency"] != "BDT":
+        return _error("2007")
+    if body["intent"] not in ("sale", "authorization"):
+        return _error("2008")
+    if decimal_amount(body["amount"]) is None:
+        return _error("2006")
+    payment_id = "TR0011" + secrets.token_hex(8).upper()
+    payment = {
+        "paymentID": payment_id, "mode": body["mode"], "payerReference": str(body["payerReference"]),
+        "callbackURL": body["callbackURL"], "amount": body["amount"], "currency": "BDT",
+        "intent": body["intent"], "merchantInvoiceNumber": str(body["merchantInvoiceNumber"]),
+        "transactionStatus": "Initiated", "paymentCreateTime": _now_text(), "authorized": False,
+        "executed": False, "refunded": "0", "refunds": [],
+    }
+    save(CODE, "payment", payment_id, payment)
+    root = request.url_root.rstrip("/")
+    url = (f"{root}/sandbox/{CODE}/redirect/tokenized/?paymentID={payment_id}&hash={secrets.token_urlsafe(24)}"
+           f"&mode=0011&apiVersion=v1.2.0-beta")
+    back = body["callbackURL"] + ("&" if "?" in body["callbackURL"] else "?") + f"paymentID={payment_id}"
+    return jsonify({"statusCode": "0000", "statusMessage": "Successful", **_public(payment),
+                    "bkashURL": url, "callbackURL": body["callbackURL"],
+                    "successCallbackURL": back + "&status=success", "failureCallbackURL": back + "&status=failure",
+                    "cancelledCallbackURL": back + "&status=cancel"})
+
+
+def _payment_call(view):
+    """An API view on the payment named by the body's paymentID, behind the id_token check."""
+
+    @functools.wraps(view)
+    def wrapper():
+        if not _authorized():
+            return _unauthorized()
+        body = request.get_json(silent=True)
+        body = body if isinstance(body, dict) else {}
+        payment_id = str(body.get("paymentID") or "")
+        payment = load(CODE, "payment", payment_id) if payment_id else None
+        if payment is None:
+            return _error("2002")
+        return view(body, payment)
+
+    return wrapper
+
+
+def _trx_id():
+    return "".join(secrets.choice("ABCDEFGHJKLMNPQRSTUVWXYZ0123456789") for _ in range(10))
+
+
+@bp.post(f"{API}/execute")
+@_payment_call
+def execute(body, payment):
+    _count("execute")
+    if payment["executed"]:
+        return _error("2117")
+    if not payment["authorized"] or payment["transactionStatus"] != "Initiated":
+        return _error("2056")
+    payment.update(executed=True, transactionStatus="Completed", paymentExecuteTime=_now_text(),
+                   trxID=_trx_id())
+    save(CODE, "payment", payment["paymentID"], payment)
+    delay = get_redis().get(_key("execute_delay"))
+    if delay:  # completed at bKash, but the answer is late (the merchant's timeout fires first)
+        time.sleep(float(delay))
+    return jsonify({"statusCode": "0000", "statusMessage": "Successful", **_public(payment)})
+
+
+@bp.post(f"{API}/payment/status")
+@_payment_call
+def status(body, payment):
+    _count("query")
+    return jsonify({"statusCode": "0000", "statusMessage": "Successful", **_public(payment)})
+
+
+@bp.post(f"{API}/payment/refund")
+@_payment_call
+def refund(body, payment):
+    if not body.get("trxID") or body.get("amount") in (None, ""):
+        return _error("2065")
+    if body["trxID"] != payment.get("trxID") or payment["transactionStatus"] != "Completed":
+        return _error("2056")
+    refunded = Decimal(payment["refunded"])
+    amount = decimal_amount(body["amount"], most=Decimal(payment["amount"]) - refunded)
+    if amount is None:
+        return _error("2006")
+    refund_trx = _trx_id()
+    payment["refunded"] = str(refunded + amount)
+    payment["refunds"].append({"refundTrxID": refund_trx, "amount": str(amount)})
+    save(CODE, "payment", payment["paymentID"], payment)
+    return jsonify({"statusCode": "0000", "statusMessage": "Successful", "originalTrxID": payment["trxID"],
+                    "refundTrxID": refund_trx, "transactionStatus": "Completed", "amount": str(amount),
+                    "currency": "BDT", "charge": "0.00", "completedTime": _now_text()})
+
+
+# --- the shopper's wallet page ------------------------------------------------------------------------------
+
+
+@bp.route("/redirect/tokenized/", methods=["GET", "POST"])
+def wallet_page():
+    payment_id = request.values.get("paymentID", "")
+    payment = load(CODE, "payment", payment_id) if payment_id else None
+    if payment is None:
+        return render_template("sandbox/bkash/done.html", payment=None), 404
+    if payment["authorized"] or payment["transactionStatus"] != "Initiated":
+        return render_template("sandbox/bkash/done.html", payment=payment), 409
+    error = None
+    if request.method == "POST":
+        outcome = request.form.get("outcome")
+        wallet = "".join(ch for ch in request.form.get("wallet", "") if ch.isdigit())
+        if outcome == "success" and not (len(wallet) == 11 and wallet.startswith("01")):
+            error = "Enter your 11-digit bKash account number (01XXXXXXXXX)."
+        elif outcome in ("success", "failure", "cancel"):
+            if outcome == "success":
+                payment.update(authorized=True, customerMsisdn=wallet)
+            else:
+                payment["transactionStatus"] = "Failed" if outcome == "failure" else "Cancelled"
+            save(CODE, "payment", payment_id, payment)
+            url = payment["callbackURL"]
+            url += ("&" if "?" in url else "?") + (f"paymentID={payment_id}&status={outcome}"
+                                                   f"&signature={secrets.token_hex(5)}&apiVersion=1.2.0-beta")
+            return redirect(url, code=302)
+        else:
+            error = "Choose an outcome."
+    return render_template("sandbox/bkash/wallet.html", payment=payment, error=error,
+                           amount_minor=int(Decimal(payment["amount"]) * 100)), (422 if error else 200)

@@ -1,0 +1,247 @@
+"""Notifications per second through each gateway's server-to-server route, next to a bare Flask JSON endpoint.
+
+    BENCH_DATABASE_URL=postgresql://postgres@127.0.0.1:5432/paysmith_bench \
+    BENCH_REDIS_URL=redis://127.0.0.1:6379/9 .venv/bin/python bench/ipn.py [--n 200] [--concurrency 4]
+
+The database named by BENCH_DATABASE_URL is WIPED (schema dropped and migrated again).
+
+What runs (all on this machine, same gunicorn settings for every server):
+- "paysmith": `gunicorn wsgi:app` — the app under test, PostgreSQL + Redis.
+- "gateway": a second `gunicorn wsgi:app` serving only as the gateways' simulators (/sandbox/<code>), so that
+  the calls a route makes to its gateway (Midtrans' status confirmation, Khalti's lookup) cross the network
+  as they would in production and do not take threads from the server being measured.
+- "bare": bench/bare_app.py, a Flask app answering every request with a small JSON body.
+
+For each gateway entry, N payments are made through the real path (API → checkout → simulator page →
+`outcome=success`); the notification the simulator would send (its queued RQ job, or for gateways without
+one the browser return) is captured instead of delivered. Then the N notifications are fired at the app with
+`--concurrency` client threads and timed: signature check, amount check, state change and outbox write per
+request. The very same requests go to the bare endpoint, and the ratio is printed. Adding a gateway is one
+`Entry` line in ENTRIES.
+"""
+
+import argparse
+import os
+import re
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from urllib.parse import urljoin, urlsplit, urlunsplit
+
+import requests
+from redis import Redis
+from rq import Queue
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One gateway in the benchmark."""
+
+    code: str
+    currency: str
+    amount: int
+    #: Extra fields the simulator's page wants with `outcome=success` (e.g. a test card).
+    form: dict = field(default_factory=dict)
+    #: Whether the route answered as accepted.
+    accepted: str = "status_ok"  # name of a function below
+
+
+def status_ok(response):
+    return 200 <= response.status_code < 400
+
+
+def vnpay_ok(response):
+    return response.status_code == 200 and response.json().get("RspCode") == "00"
+
+
+ENTRIES = [
+    Entry("vnpay", "VND", 150_000, accepted="vnpay_ok"),
+    Entry("midtrans", "IDR", 125_000),
+    Entry("khalti", "NPR", 150_000),  # no server-to-server notification: its return route (+ lookup)
+    Entry("sslcommerz", "BDT", 125_050),  # IPN: verify_sign, then the validation API by val_id
+    Entry("stripe", "USD", 12_500),  # webhook: Stripe-Signature (captured signatures must stay within 300 s)
+]
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_gunicorn(target, port, env, args):
+    cmd = [os.path.join(os.path.dirname(sys.executable), "gunicorn"), target, "--bind", f"127.0.0.1:{port}",
+           "--workers", str(args.workers), "--worker-class", "gthread", "--threads", str(args.threads),
+           "--log-level", "warning", "--chdir", ROOT]
+    log = open(os.path.join(tempfile.gettempdir(), f"paysmith-bench-{port}.log"), "wb")
+    proc = subprocess.Popen(cmd, env={**os.environ, **env}, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    for _ in range(100):
+        try:
+            requests.get(url + "/", timeout=1)
+            return proc, url
+        except requests.RequestException:
+            time.sleep(0.2)
+    proc.terminate()
+    raise SystemExit(f"{target} did not start on port {port}")
+
+
+def reset_database(database_url, redis_url):
+    os.environ.update(DATABASE_URL=database_url, REDIS_URL=redis_url, PAYSMITH_ENV="development")
+    from flask_migrate import upgrade
+    from sqlalchemy import text
+
+    from app import create_app
+    from app.extensions import db
+
+    app = create_app({"LOG_LEVEL": "WARNING"})
+    with app.app_context():
+        with db.engine.begin() as conn:
+            conn.execute(text("DROP SCHEMA public CASCADE"))
+            conn.execute(text("CREATE SCHEMA public"))
+        upgrade(directory=os.path.join(ROOT, "migrations"))
+        db.engine.dispose()
+    return app
+
+
+def csrf(html):
+    return re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', html).group(1)
+
+
+def prepare(entry, n, app_url, api_key, queue):
+    """Make n payments up to the gateway's success; return the n captured notifications as request kwargs."""
+    out = []
+    session = requests.Session()
+    for i in range(n):
+        r = session.post(f"{app_url}/api/v1/payments", headers={"Authorization": f"Bearer {api_key}"}, json={
+            "amount": entry.amount, "currency": entry.currency, "reference": f"BENCH-{entry.code}-{i}",
+            "return_url": "https://shop.example/return"})
+        r.raise_for_status()
+        checkout = r.json()["checkout_url"]
+        page = session.get(checkout)
+        r = session.post(checkout, data={"csrf_token": csrf(page.text), "method": entry.code}, allow_redirects=False)
+        assert r.status_code == 303, (entry.code, r.status_code, r.text[:300])
+        url = urljoin(checkout, r.headers["Location"])
+        r = session.get(url, allow_redirects=False)
+        if r.status_code in (301, 302, 303):  # a simulator that hops to its page first
+            url = urljoin(url, r.headers["Location"])
+        r = session.post(url, data={"outcome": "success", **entry.form}, allow_redirects=False)
+        # 200: a gateway that posts the browser back with an auto-submitted form (SSLCommerz)
+        assert r.status_code in (200, 302, 303), (entry.code, r.status_code, r.text[:300])
+        jobs = queue.jobs
+        queue.empty()
+        if jobs:
+            job = jobs[-1]
+            kwargs = {k: v for k, v in job.kwargs.items() if k not in ("delays", "accept", "sign", "attempt")}
+            if job.kwargs.get("sign"):
+                from app.sandbox._common import _resolve
+
+                kwargs["headers"] = {**(kwargs.get("headers") or {}), **_resolve(job.kwargs["sign"])(kwargs.get("data"))}
+            out.append({"method": job.args[0], "url": rehost(job.args[1], app_url), **kwargs})
+        else:
+            out.append({"method": "GET", "url": rehost(urljoin(url, r.headers["Location"]), app_url),
+                        "allow_redirects": False})
+    return out
+
+
+def rehost(url, base):
+    parts, target = urlsplit(url), urlsplit(base)
+    return urlunsplit(parts._replace(scheme=target.scheme, netloc=target.netloc))
+
+
+def fire(requests_list, base, concurrency, accepted):
+    """Send every request once from `concurrency` threads; return (seconds, accepted count)."""
+    local = threading.local()
+    ok = []
+
+    def send(kwargs):
+        if not hasattr(local, "session"):
+            local.session = requests.Session()
+        kwargs = {**kwargs, "url": rehost(kwargs["url"], base), "timeout": 60}
+        response = local.session.request(**kwargs)
+        ok.append(accepted(response))
+
+    started = time.perf_counter()
+    with ThreadPoolExecutor(concurrency) as pool:
+        list(pool.map(send, requests_list))
+    return time.perf_counter() - started, sum(ok)
+
+
+def succeeded(app, code):
+    """How many of the gateway's payments the app now has as succeeded (each notification applied once)."""
+    from sqlalchemy import func, select
+
+    from app.extensions import db
+    from app.models import Payment
+
+    with app.app_context():
+        count = db.session.scalar(select(func.count()).select_from(Payment).where(
+            Payment.gateway == code, Payment.status == "succeeded"))
+        db.session.remove()
+        return count
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--n", type=int, default=200, help="notifications per gateway")
+    parser.add_argument("--concurrency", type=int, default=4, help="client threads")
+    parser.add_argument("--workers", type=int, default=2, help="gunicorn workers (every server)")
+    parser.add_argument("--threads", type=int, default=4, help="gunicorn threads per worker (every server)")
+    parser.add_argument("--only", nargs="*", help="gateway codes to run (default: all)")
+    args = parser.parse_args()
+    database_url, redis_url = os.environ.get("BENCH_DATABASE_URL"), os.environ.get("BENCH_REDIS_URL")
+    if not database_url or not database_url.startswith("postgres") or not redis_url:
+        raise SystemExit("set BENCH_DATABASE_URL (PostgreSQL; it is wiped) and BENCH_REDIS_URL")
+    entries = [e for e in ENTRIES if not args.only or e.code in args.only]
+
+    app = reset_database(database_url, redis_url)
+    redis = Redis.from_url(redis_url)
+    queue = Queue("sandbox", connection=redis)
+    queue.empty()
+    app_port, gateway_port, bare_port = free_port(), free_port(), free_port()
+    gateway_url = f"http://127.0.0.1:{gateway_port}"
+    common = {"DATABASE_URL": database_url, "REDIS_URL": redis_url, "PAYSMITH_ENV": "development", "SANDBOX": "1"}
+    overrides = {f"PAYSMITH_{e.code.upper()}_BASE_URL": f"{gateway_url}/sandbox/{e.code}" for e in entries}
+    procs = []
+    try:
+        proc, gateway_url = start_gunicorn("wsgi:app", gateway_port, {**common, "PUBLIC_BASE_URL": gateway_url}, args)
+        procs.append(proc)
+        proc, app_url = start_gunicorn("wsgi:app", app_port, {
+            **common, **overrides, "PUBLIC_BASE_URL": f"http://127.0.0.1:{app_port}"}, args)
+        procs.append(proc)
+        proc, bare_url = start_gunicorn("bench.bare_app:app", bare_port, {}, args)
+        procs.append(proc)
+
+        with app.app_context():
+            from app.services.merchants import create_merchant
+
+            _, api_key = create_merchant("Bench Shop", f"bench-{int(time.time())}@example.test", "bench-password")
+        print(f"gunicorn: {args.workers} workers x {args.threads} threads (gthread) each; "
+              f"{args.concurrency} client threads; {args.n} notifications per gateway; PostgreSQL")
+        print(f"{'gateway':<10} {'route':<28} {'paysmith/s':>11} {'bare/s':>9} {'ratio':>7} {'accepted':>9} {'paid':>5}")
+        for entry in entries:
+            batch = prepare(entry, args.n, app_url, api_key, queue)
+            path = urlsplit(batch[0]["url"]).path
+            fire(batch[:10], bare_url, args.concurrency, status_ok)  # warm the bare server's connections
+            bare_s, _ = fire(batch, bare_url, args.concurrency, status_ok)
+            app_s, accepted = fire(batch, app_url, args.concurrency, globals()[entry.accepted])
+            app_rate, bare_rate = args.n / app_s, args.n / bare_s
+            print(f"{entry.code:<10} {path:<28} {app_rate:>11.1f} {bare_rate:>9.1f} {app_rate / bare_rate:>7.2f} "
+                  f"{accepted:>5}/{args.n} {succeeded(app, entry.code):>5}")
+    finally:
+        for proc in procs:
+            proc.terminate()
+        for proc in procs:
+            proc.wait(10)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,158 @@
+"""What every gateway test needs: a payment made through the API, the checkout hand-over to the gateway
+(or its simulator), racing requests, and the timeline/outbox rows to assert on. Gateway-agnostic on purpose."""
+
+import re
+import threading
+from urllib.parse import parse_qsl, urljoin, urlsplit
+
+from flask import current_app
+from sqlalchemy import select
+
+from app.extensions import db
+from app.models import OutboxEvent, Payment, PaymentEvent
+from tests.helpers import csrf_token
+
+
+def api_payment(http, key, **fields):
+    """POST /api/v1/payments; return the created Payment row."""
+    body = {"amount": 150_000, "currency": "VND", "reference": "ORD-1", "description": "Test order",
+            "return_url": "https://shop.example/return", "cancel_url": "https://shop.example/cancel", **fields}
+    response = http.post("/api/v1/payments", json=body, headers={"Authorization": f"Bearer {key}"})
+    assert response.status_code == 201, response.text
+    db.session.rollback()
+    return db.session.scalar(select(Payment).where(Payment.public_id == response.json()["id"]))
+
+
+def choose_method(http, payment, method):
+    """Open the checkout page and choose `method`; return the absolute URL the shopper is sent to."""
+    url = f"/pay/{payment.checkout_token}"
+    page = http.get(url)
+    assert page.status_code == 200, page.text
+    assert f'value="{method}"' in page.text, f"{method} is not offered on the checkout page"
+    response = http.post(url, data={"csrf_token": csrf_token(page.text), "method": method}, allow_redirects=False)
+    assert response.status_code == 303, response.text
+    return urljoin(http.base_url + "/", response.headers["Location"])
+
+
+def follow(http, response):
+    """The absolute URL of a redirect response."""
+    assert response.status_code in (301, 302, 303, 307), (response.status_code, response.text[:500])
+    return urljoin(response.url, response.headers["Location"])
+
+
+def query_of(url):
+    return dict(parse_qsl(urlsplit(url).query, keep_blank_values=True))
+
+
+def race(n, fn):
+    """Call fn() from n threads (each in its own app context) released together by a barrier; return the
+    results in thread order."""
+    app = current_app._get_current_object()
+    barrier = threading.Barrier(n)
+    results, errors = [None] * n, []
+
+    def run(i):
+        with app.app_context():
+            barrier.wait()
+            try:
+                results[i] = fn()
+            except Exception as exc:  # surfaced below, not swallowed
+                errors.append(exc)
+            finally:
+                db.session.remove()
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert not errors, errors
+    return results
+
+
+def events(payment, kind=None):
+    db.session.rollback()
+    query = select(PaymentEvent).where(PaymentEvent.payment_id == payment.id).order_by(PaymentEvent.id)
+    if kind:
+        query = query.where(PaymentEvent.kind == kind)
+    return list(db.session.scalars(query))
+
+
+def transitions(payment):
+    """[(from, to), …] of the payment's status changes."""
+    return [(e.from_status, e.to_status) for e in events(payment, "status_change")]
+
+
+def outbox_types(payment):
+    db.session.rollback()
+    return [e.type for e in db.session.scalars(
+        select(OutboxEvent).where(OutboxEvent.payment_id == payment.id).order_by(OutboxEvent.id))]
+
+
+def unmatched_callbacks(code):
+    """Callbacks kept on the timeline that matched no payment."""
+    db.session.rollback()
+    return list(db.session.scalars(select(PaymentEvent).where(
+        PaymentEvent.payment_id.is_(None), PaymentEvent.gateway == code)))
+
+
+def form_action_outcomes(html):
+    """The values of the outcome buttons on a simulator page."""
+    return set(re.findall(r'name="outcome" value="([a-z_]+)"', html))
+
+
+def take_notifications():
+    """Remove the simulators' queued notifications (as if lost) and return them as
+    [(method, url, request_kwargs)], so a test can deliver them itself, twice, or at once."""
+    from app.extensions import get_queue
+
+    queue = get_queue("sandbox")
+    jobs = queue.jobs
+    queue.empty()
+    skip = {"delays", "accept", "sign", "attempt"}
+    return [(job.args[0], job.args[1], {k: v for k, v in job.kwargs.items() if k not in skip}) for job in jobs]
+
+
+def assert_offered_everywhere(app, http, code, currency):
+    """A merchant made with the CLI has `code` enabled in sandbox, and the demo merchant's open order in
+    `currency` (whose link `seed-demo` prints) offers it on the checkout page."""
+    import json
+    import re
+
+    from app.models import Merchant
+
+    runner = app.test_cli_runner()
+    made = runner.invoke(args=["merchants", "create", "--name", "CLI Shop", "--email", f"cli-{code}@example.test",
+                               "--password", "correct-horse-battery"])
+    assert made.exit_code == 0, made.output
+    db.session.rollback()
+    merchant = db.session.scalar(select(Merchant).where(Merchant.public_id == json.loads(made.output)["id"]))
+    account = merchant.gateway_account(code)
+    assert account.enabled and account.mode == "sandbox" and account.credentials
+
+    seeded = runner.invoke(args=["seed-demo"])
+    assert seeded.exit_code == 0, seeded.output
+    link = re.search(rf"Pay a demo order \({currency}\): \S+(/pay/\S+)", seeded.output).group(1)
+    page = http.get(link)
+    assert page.status_code == 200 and f'value="{code}"' in page.text
+
+
+def adapter_for(payment, code):
+    """(adapter, PaymentInfo, GatewayContext) for calling gateway `code` about `payment` directly."""
+    from app.gateways import get_gateway
+    from app.services.gateways import context_for, payment_info
+
+    db.session.rollback()
+    db.session.refresh(payment)
+    return get_gateway(code), payment_info(payment, code), context_for(payment.merchant.gateway_account(code))
+
+
+def settle_by_query(payment, code):
+    """Ask the gateway about `payment` and apply its answer as reconciliation does; return (result, applied)."""
+    from app.services.callbacks import apply_result
+
+    gateway, info, ctx = adapter_for(payment, code)
+    result = gateway.query(info, ctx)
+    applied, _ = apply_result(payment, code, result, source="reconcile")
+    db.session.commit()
+    return result, applied

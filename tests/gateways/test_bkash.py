@@ -1,0 +1,277 @@
+"""bKash tokenized checkout through real HTTP: API → checkout → simulator wallet → return → execute."""
+
+import json
+import time
+
+import pytest
+
+from app.extensions import db, get_redis
+from app.gateways.base import GatewayError, Outcome
+from app.gateways.bkash import REFRESH_MARGIN_SECONDS, _account_key
+from app.money import format_plain
+from app.sandbox import bkash as sim
+from app.services.callbacks import apply_result
+from tests.gateways._bd_helpers import (
+    adapter_and_context,
+    assert_applied_once,
+    at_once,
+    callbacks,
+    choose_method,
+    choose_outcome,
+    concurrent_returns,
+    create_payment,
+    duplicate_return,
+    outbox_types,
+    pay,
+    pay_another_amount_for,
+    query_of,
+    return_to_result,
+    start,
+    transitions,
+)
+from tests.helpers import csrf_token, reload
+
+
+def _pay(http, factories, outcome="success", amount=125_050):
+    return pay(http, factories, "bkash", outcome, amount, wallet="01770618575")
+
+
+def test_success_full_path(http, factories):
+    merchant, payment, back = _pay(http, factories)
+    params = query_of(back)
+    assert back.startswith(http.base_url + "/callbacks/bkash/return?")
+    assert params["status"] == "success" and params["paymentID"] == reload(payment).gateway_reference
+    assert "Payment successful" in return_to_result(http, payment, back)
+    assert_applied_once(payment, "succeeded")
+    assert payment.gateway_transaction_id and payment.card_summary == "bKash 01770618575"
+    assert sim.stats("execute") == 1 and sim.stats("query") == 0  # never query what execute answered
+    event = callbacks(payment)[0]
+    assert event.verified is True and event.data["via"] == "execute"
+
+
+def test_create_request_is_bkash_shaped(http, factories):
+    merchant, key = factories.merchant()
+    payment, url = create_payment(http, key, amount=100_000)
+    choose_method(http, url, "bkash")
+    stored = sim.load(sim.CODE, "payment", reload(payment).gateway_reference)
+    assert stored["amount"] == "1000.00" and stored["currency"] == "BDT" and stored["mode"] == "0011"
+    assert stored["intent"] == "sale" and stored["merchantInvoiceNumber"] == payment.public_id
+    assert stored["callbackURL"] == f"{http.base_url}/callbacks/bkash/return"
+
+
+@pytest.mark.parametrize("outcome,status", [("failure", "failed"), ("cancel", "cancelled")])
+def test_failure_and_cancel_confirmed_by_query(http, factories, outcome, status):
+    merchant, payment, back = _pay(http, factories, outcome)
+    assert http.get(back).status_code == 200
+    payment = reload(payment)
+    assert payment.status == status
+    assert f"payment.{status}" in outbox_types(payment)
+    assert sim.stats("execute") == 0 and sim.stats("query") == 1
+    assert callbacks(payment)[-1].verified is True
+
+
+def test_duplicate_return_applies_once_and_never_executes_twice(http, factories):
+    merchant, payment, back = _pay(http, factories)
+    duplicate_return(http, payment, back)
+    assert sim.stats("execute") == 1 and sim.stats("query") == 0
+
+
+def test_concurrent_returns_one_transition_one_execute(http, factories):
+    merchant, payment, back = _pay(http, factories)
+    concurrent_returns(payment, back)
+    assert sim.stats("execute") == 1
+
+
+def test_forged_success_for_an_unpaid_payment_is_refused(http, factories):
+    merchant, payment, wallet_url = start(http, factories, "bkash")
+    payment_id = reload(payment).gateway_reference
+    r = http.get(f"/callbacks/bkash/return?paymentID={payment_id}&status=success&signature=abc", allow_redirects=False)
+    assert r.status_code == 303
+    assert reload(payment).status == "processing"
+    event = callbacks(payment)[-1]
+    assert event.verified is False and "2056" in event.message  # bKash's error code on the timeline
+    # the refused execute released the guard: the shopper can still pay
+    back = choose_outcome(http, wallet_url, "success", wallet="01770618575")
+    http.get(back)
+    assert reload(payment).status == "succeeded"
+
+
+def test_forged_failure_is_shown_never_applied(http, factories):
+    merchant, payment, _ = start(http, factories, "bkash")
+    payment_id = reload(payment).gateway_reference
+    r = http.get(f"/callbacks/bkash/return?paymentID={payment_id}&status=failure", allow_redirects=False)
+    assert r.status_code == 303
+    assert reload(payment).status == "processing"
+    assert callbacks(payment)[-1].verified is False
+
+
+def test_unknown_and_malformed_returns(http, factories):
+    merchant, payment, _ = start(http, factories, "bkash")
+    r = http.get("/callbacks/bkash/return?paymentID=TR0011NOPE&status=success")
+    assert r.status_code == 404
+    r = http.get(f"/callbacks/bkash/return?paymentID={reload(payment).gateway_reference}&status=paid")
+    assert r.status_code == 200  # the shopper sees the result page; nothing changed
+    r = http.get("/callbacks/bkash/return")
+    assert r.status_code == 404
+    assert reload(payment).status == "processing"
+    assert sim.stats("execute") == 0
+
+
+def test_tampered_amount_is_refused(http, factories):
+    """A bKash payment for another amount attached to ours: execute's amount does not match ours."""
+    merchant, payment, _ = start(http, factories, "bkash", amount=125_050)
+    pay_another_amount_for(http, payment, "bkash", 100, wallet="01770618575")
+    assert reload(payment).status == "processing"
+    event = callbacks(payment)[-1]
+    assert event.verified is False and "amount 100 does not match 125050" in event.message
+
+
+def test_one_grant_for_many_payments_then_refresh(http, factories):
+    merchant, key = factories.merchant()
+    payments = []
+    for i in range(3):
+        payment, url = create_payment(http, key, reference=f"INV-{i}")
+        choose_method(http, url, "bkash")
+        payments.append(payment)
+    assert sim.stats("grant") == 1 and sim.stats("refresh") == 0
+    # near expiry: refreshed (not granted again) once, then the new token is used
+    gateway, info, ctx = adapter_and_context(payments[0], "bkash")
+    token_key = _account_key(ctx) + ":token"
+    cached = json.loads(get_redis().get(token_key))
+    cached["expires_at"] = time.time() + REFRESH_MARGIN_SECONDS - 1
+    get_redis().set(token_key, json.dumps(cached))
+    for i in range(2):
+        _, url = create_payment(http, key, reference=f"R-{i}")
+        choose_method(http, url, "bkash")
+    assert sim.stats("grant") == 1 and sim.stats("refresh") == 1
+    assert json.loads(get_redis().get(token_key))["id_token"] != cached["id_token"]
+
+
+def test_concurrent_first_calls_share_one_grant(app, http, factories):
+    merchant, key = factories.merchant()
+    payment, _ = create_payment(http, key)
+    gateway, info, ctx = adapter_and_context(payment, "bkash")
+
+    def token():
+        with app.app_context():
+            return gateway.token(ctx)
+
+    assert len(set(at_once(3, token))) == 1
+    assert sim.stats("grant") == 1
+
+
+def test_revoked_token_is_replaced_once(http, factories):
+    merchant, payment, _ = start(http, factories, "bkash")
+    gateway, info, ctx = adapter_and_context(payment, "bkash")
+    cached = json.loads(get_redis().get(_account_key(ctx) + ":token"))
+    get_redis().delete(f"sandbox:bkash:id_token:{cached['id_token']}")  # bKash forgets it early
+    assert gateway.query(info, ctx).outcome == Outcome.PROCESSING
+    assert sim.stats("grant") + sim.stats("refresh") == 2
+
+
+def test_wrong_credentials_get_bkash_errors(http, factories, app):
+    merchant, payment, _ = start(http, factories, "bkash")
+    gateway, info, ctx = adapter_and_context(payment, "bkash")
+    get_redis().delete(_account_key(ctx) + ":token")  # no cached token: the grant itself is refused
+    bad = ctx.__class__(**{**ctx.__dict__, "credentials": {**ctx.credentials, "app_secret": "wrong"}})
+    with pytest.raises(GatewayError) as exc:
+        gateway.start(info, bad)
+    assert exc.value.code == "2001" and "Invalid App Key" in str(exc.value)
+    bad = ctx.__class__(**{**ctx.__dict__, "credentials": {**ctx.credentials, "password": "wrong"}})
+    with pytest.raises(GatewayError) as exc:
+        gateway.start(info, bad)
+    assert exc.value.code == "401"
+
+
+def test_execute_timeout_is_settled_by_query_never_executed_twice(http, factories, app, monkeypatch):
+    monkeypatch.setitem(app.config, "BKASH_EXECUTE_TIMEOUT_SECONDS", 0.3)
+    merchant, payment, back = _pay(http, factories)
+    sim.set_execute_delay(1.0)
+    try:
+        http.get(back)
+        payment = reload(payment)
+        assert payment.status == "succeeded"  # execute's answer was lost; the query settled it
+        assert sim.stats("execute") == 1 and sim.stats("query") == 1
+        assert callbacks(payment)[-1].data["via"] == "query"
+        http.get(back)  # a second return after the timeout asks again, never executes again
+        assert sim.stats("execute") == 1 and sim.stats("query") == 2
+        assert len(transitions(payment, "succeeded")) == 1
+    finally:
+        sim.set_execute_delay(0)
+
+
+def test_status_query_settles_a_payment_whose_return_never_came(http, factories):
+    merchant, payment, wallet_url = start(http, factories, "bkash")
+    choose_outcome(http, wallet_url, "cancel")  # the shopper closed the tab before the redirect
+    gateway, info, ctx = adapter_and_context(payment, "bkash")
+    result = gateway.query(info, ctx)
+    assert result.outcome == Outcome.CANCELLED
+    applied, _ = apply_result(payment, "bkash", result, source="reconcile")
+    db.session.commit()
+    assert applied and reload(payment).status == "cancelled"
+
+
+def test_query_never_asks_about_an_executed_payment(http, factories):
+    merchant, payment, back = _pay(http, factories)
+    http.get(back)
+    gateway, info, ctx = adapter_and_context(payment, "bkash")
+    result = gateway.query(info, ctx)
+    assert result.outcome == Outcome.SUCCEEDED and result.amount == payment.amount
+    assert sim.stats("query") == 0
+
+
+def test_partial_then_full_refund(http, factories):
+    merchant, payment, back = _pay(http, factories, amount=125_050)
+    http.get(back)
+    gateway, info, ctx = adapter_and_context(payment, "bkash")
+    first = gateway.refund(info, 25_050, "re_1", ctx)
+    assert first.status == "succeeded" and first.raw["amount"] == "250.50"
+    again = gateway.refund(info, 25_050, "re_1", ctx)  # a retry of the same refund is not a second one
+    assert again.gateway_reference == first.gateway_reference
+    rest = gateway.refund(info, 100_000, "re_2", ctx)
+    assert rest.status == "succeeded"
+    too_much = gateway.refund(info, 1, "re_3", ctx)
+    assert too_much.status == "failed" and "2006" in too_much.message
+    stored = sim.load(sim.CODE, "payment", payment.gateway_reference)
+    assert stored["refunded"] == format_plain(125_050, "BDT")
+
+
+def test_bkash_error_on_start_is_on_the_timeline(http, factories):
+    merchant, key = factories.merchant()
+    account = merchant.gateway_account("bkash")
+    account.credentials = {**account.credentials, "app_key": "not-our-app-key"}
+    db.session.commit()
+    payment, url = create_payment(http, key)
+    page = http.get(url)
+    r = http.post(url, data={"csrf_token": csrf_token(page.text), "method": "bkash"}, allow_redirects=False)
+    assert r.status_code == 422 and "bKash is not available right now" in r.text
+    db.session.rollback()
+    event = payment.events.filter_by(kind="gateway_call").one()
+    assert "2001" in event.message and "Invalid App Key" in event.message
+    assert event.data == {"statusCode": "2001", "statusMessage": "Invalid App Key"}
+    assert reload(payment).status == "pending"
+
+
+def test_a_guard_left_pending_by_a_dead_process_is_settled_by_query(http, factories):
+    """A process died after sending execute: bKash may have executed, so we query, never execute again."""
+    merchant, payment, back = _pay(http, factories)
+    gateway, info, ctx = adapter_and_context(payment, "bkash")
+    get_redis().set(gateway._execute_key(ctx, payment.gateway_reference), f"pending:{time.time() - 3600}")
+    http.get(back)
+    assert sim.stats("execute") == 0 and sim.stats("query") == 1
+    assert reload(payment).status == "processing"  # bKash says Initiated: nothing to apply yet
+    assert callbacks(payment)[-1].data["via"] == "query"
+
+
+def test_many_requests_refused_one_token_replace_it_once(app, http, factories):
+    merchant, payment, _ = start(http, factories, "bkash")
+    gateway, info, ctx = adapter_and_context(payment, "bkash")
+    stale = gateway.token(ctx)
+    get_redis().delete(f"sandbox:bkash:id_token:{stale}")
+
+    def replace():
+        with app.app_context():
+            return gateway.token(ctx, stale=stale)
+
+    assert len(set(at_once(4, replace))) == 1
+    assert sim.stats("grant") + sim.stats("refresh") == 2

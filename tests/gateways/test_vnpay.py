@@ -1,0 +1,337 @@
+"""VNPay through real HTTP: API → checkout → simulator → return + IPN, and the adapter's query and refunds."""
+
+import time
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from urllib.parse import urlencode
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from app.extensions import get_queue
+from app.gateways.base import GatewayError
+from app.gateways.vnpay import (
+    QUERY_FIELDS,
+    REFUND_FIELDS,
+    from_vnp_amount,
+    hash_data,
+    pipe_checksum,
+    sign_params,
+    verify_params,
+    vn_time,
+)
+from app.sandbox.vnpay import SANDBOX_CREDENTIALS
+from tests.gateways.helpers import (
+    adapter_for,
+    api_payment,
+    assert_offered_everywhere,
+    choose_method,
+    events,
+    follow,
+    form_action_outcomes,
+    outbox_types,
+    query_of,
+    race,
+    settle_by_query,
+    transitions,
+    unmatched_callbacks,
+)
+from tests.helpers import reload
+
+SECRET = SANDBOX_CREDENTIALS["hash_secret"]
+VN = "vnpay"
+
+
+def start(http, factories, **fields):
+    merchant, key = factories.merchant()
+    payment = api_payment(http, key, **fields)
+    return payment, choose_method(http, payment, VN)
+
+
+def pay(http, factories, outcome="success", **fields):
+    """Through the simulator's page; return (payment, the signed result params VNPay sent to the return URL)."""
+    payment, pay_url = start(http, factories, **fields)
+    page_url = follow(http, http.get(pay_url, allow_redirects=False))
+    page = http.get(page_url)
+    assert page.status_code == 200 and {"success", "failure", "cancel"} <= form_action_outcomes(page.text)
+    back = http.post(page_url, data={"outcome": outcome}, allow_redirects=False)
+    return_url = follow(http, back)
+    assert return_url.startswith(f"{http.base_url}/callbacks/vnpay/return?")
+    shown = http.get(return_url, allow_redirects=False)
+    assert shown.status_code == 303 and shown.headers["Location"].endswith(f"/pay/{payment.checkout_token}/result")
+    return payment, query_of(return_url)
+
+
+def ipn(http, params):
+    response = http.get("/callbacks/vnpay/ipn?" + urlencode(params))
+    assert response.status_code == 200 and response.headers["Content-Type"].startswith("application/json")
+    return response.json()
+
+
+def resign(params, **changes):
+    params = {**params, **changes}
+    params.pop("vnp_SecureHash", None)
+    return {**params, "vnp_SecureHash": sign_params(SECRET, params)}
+
+
+# --- the whole path ------------------------------------------------------------------------------------------
+
+
+def test_success_through_checkout_simulator_return_and_ipn(http, factories, run_jobs):
+    payment, pay_url = start(http, factories, amount=150_000)
+    sent = query_of(pay_url)
+    assert pay_url.startswith(f"{http.base_url}/sandbox/vnpay/paymentv2/vpcpay.html?")
+    assert sent["vnp_Amount"] == "15000000" and sent["vnp_TxnRef"] == payment.public_id
+    assert sent["vnp_ReturnUrl"] == f"{http.base_url}/callbacks/vnpay/return"
+    assert sent["vnp_ExpireDate"] == (payment.expires_at + timedelta(hours=7)).strftime("%Y%m%d%H%M%S")
+    assert "vnp_SecureHashType" not in sent and verify_params(SECRET, sent)
+
+    page_url = follow(http, http.get(pay_url, allow_redirects=False))
+    back = http.post(page_url, data={"outcome": "success"}, allow_redirects=False)
+    result_page = http.get(follow(http, back))
+    assert result_page.status_code == 200
+    # The browser's word alone never marks the payment paid.
+    assert reload(payment).status == "processing"
+    assert [e.verified for e in events(payment, "callback")] == [None]
+
+    run_jobs()  # the simulator's IPN
+    assert reload(payment).status == "succeeded"
+    assert payment.gateway_transaction_id and payment.gateway == VN
+    assert "payment.succeeded" in outbox_types(payment)
+    ipn_event = events(payment, "callback")[-1]
+    assert ipn_event.verified is True and ipn_event.data["query"]["vnp_ResponseCode"] == "00"
+
+
+@pytest.mark.parametrize(("outcome", "status", "code"), [("failure", "failed", "vnpay_51"),
+                                                          ("cancel", "cancelled", "vnpay_24")])
+def test_failure_and_cancel(http, factories, run_jobs, outcome, status, code):
+    payment, _ = pay(http, factories, outcome)
+    run_jobs()
+    assert reload(payment).status == status and payment.failure_code == code
+    assert payment.gateway_transaction_id is None if outcome == "cancel" else payment.gateway_transaction_id
+    assert f"payment.{status}" in outbox_types(payment)
+
+
+def test_duplicate_ipn_is_answered_02_and_changes_nothing(http, factories, run_jobs):
+    payment, params = pay(http, factories)
+    run_jobs()
+    assert reload(payment).status == "succeeded"
+    assert ipn(http, params) == {"RspCode": "02", "Message": "Order already confirmed"}
+    assert transitions(payment).count(("processing", "succeeded")) == 1
+    assert outbox_types(payment).count("payment.succeeded") == 1
+
+
+def test_simulator_retries_the_ipn_until_confirmed(http, factories, run_jobs):
+    payment, params = pay(http, factories)
+    queue = get_queue("sandbox")
+    job = queue.jobs[0]
+    url = job.args[1]
+    # The merchant is down for the first attempt: the simulator schedules the next one.
+    job.args = ("GET", url.replace("/callbacks/vnpay/ipn", "/callbacks/vnpay/nowhere"))
+    job.save()
+    run_jobs()
+    assert reload(payment).status == "processing"
+    [retry_id] = queue.scheduled_job_registry.get_job_ids()
+    retry = queue.fetch_job(retry_id)
+    assert retry.kwargs["attempt"] == 1
+    retry.args = ("GET", url)  # the merchant is back
+    retry.save()
+    run_jobs(advance=61)
+    assert reload(payment).status == "succeeded"
+
+
+def test_same_ipn_twice_at_once_applies_once(http, factories):
+    payment, params = pay(http, factories)
+    get_queue("sandbox").empty()
+    answers = race(4, lambda: ipn(http, params)["RspCode"])
+    assert sorted(answers) == ["00", "02", "02", "02"]
+    assert reload(payment).status == "succeeded"
+    assert transitions(payment).count(("processing", "succeeded")) == 1
+    assert outbox_types(payment).count("payment.succeeded") == 1
+
+
+# --- refused notifications ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("tamper", "answer"), [
+    ("signature", {"RspCode": "97", "Message": "Invalid signature"}),
+    ("amount", {"RspCode": "04", "Message": "invalid amount"}),
+    ("unsigned_amount", {"RspCode": "97", "Message": "Invalid signature"}),
+    ("order", {"RspCode": "01", "Message": "Order not found"}),
+])
+def test_refused_ipn_leaves_the_payment_untouched(http, factories, tamper, answer):
+    payment, params = pay(http, factories)
+    get_queue("sandbox").empty()
+    if tamper == "signature":
+        params = {**params, "vnp_SecureHash": sign_params("not-the-secret", params)}
+    elif tamper == "amount":
+        params = resign(params, vnp_Amount=str(int(params["vnp_Amount"]) - 100))
+    elif tamper == "unsigned_amount":
+        params = {**params, "vnp_Amount": "100"}
+    else:
+        params = resign(params, vnp_TxnRef="pay_doesnotexist")
+    assert ipn(http, params) == answer
+    assert reload(payment).status == "processing" and payment.gateway_transaction_id is None
+    assert outbox_types(payment) == ["payment.processing"]
+    if tamper == "order":
+        [kept] = unmatched_callbacks(VN)
+        assert kept.verified is False and kept.data["query"]["vnp_TxnRef"] == "pay_doesnotexist"
+    else:
+        assert events(payment, "callback")[-1].verified is False
+
+
+def test_ipn_without_params_is_99(http):
+    assert http.get("/callbacks/vnpay/ipn").json() == {"RspCode": "99", "Message": "Invalid request"}
+
+
+# --- query and refunds through the adapter -----------------------------------------------------------------
+
+
+
+def test_query_settles_a_payment_whose_ipn_never_came(http, factories):
+    payment, _ = pay(http, factories)
+    get_queue("sandbox").empty()  # the IPN is lost
+    result, applied = settle_by_query(payment, VN)
+    assert result.outcome == "succeeded" and result.amount == payment.amount and result.currency == "VND"
+    assert applied and reload(payment).status == "succeeded"
+    assert payment.gateway_transaction_id == result.gateway_transaction_id
+
+
+def test_query_before_the_shopper_paid_knows_nothing(http, factories):
+    payment, _ = start(http, factories)
+    gateway, info, ctx = adapter_for(payment, VN)
+    assert gateway.query(info, ctx).outcome == "none"
+
+
+def test_partial_then_full_refund(http, factories, run_jobs):
+    payment, _ = pay(http, factories, amount=150_000)
+    run_jobs()
+    gateway, info, ctx = adapter_for(payment, VN)
+    first = gateway.refund(info, 50_000, "rf_first", ctx)
+    assert first.status == "succeeded" and first.raw["vnp_TransactionType"] == "03"
+    assert first.raw["vnp_Amount"] == "5000000"
+    over = gateway.refund(info, 150_000, "rf_over", ctx)
+    assert over.status == "failed"
+    rest = gateway.refund(info, 100_000, "rf_rest", ctx)
+    assert rest.status == "succeeded"
+    assert gateway.refund(info, 1_000, "rf_more", ctx).status == "failed"
+
+
+def test_full_refund_is_type_02(http, factories, run_jobs):
+    payment, _ = pay(http, factories, amount=20_000)
+    run_jobs()
+    gateway, info, ctx = adapter_for(payment, VN)
+    result = gateway.refund(info, 20_000, "rf_full", ctx)
+    assert result.status == "succeeded" and result.raw["vnp_TransactionType"] == "02"
+    assert gateway.refund(info, 20_000, "rf_full", ctx).status == "pending"  # same request id: 94
+
+
+def test_refund_of_a_failed_payment_is_refused(http, factories, run_jobs):
+    payment, _ = pay(http, factories, "failure")
+    run_jobs()
+    gateway, info, ctx = adapter_for(payment, VN)
+    result = gateway.refund(info, payment.amount, "rf_x", ctx)
+    assert result.status == "failed" and result.raw["vnp_ResponseCode"] == "95"
+
+
+def test_simulator_refuses_wrong_credentials(http, factories):
+    payment, pay_url = start(http, factories)
+    forged = {**query_of(pay_url)}
+    forged["vnp_SecureHash"] = sign_params("wrong", forged)
+    page = http.get("/sandbox/vnpay/paymentv2/vpcpay.html?" + urlencode(forged))
+    assert page.status_code == 400 and "code=70" in page.text
+    gateway, info, ctx = adapter_for(payment, VN)
+    bad = replace(ctx, credentials={"tmn_code": "NOPE0000", "hash_secret": SECRET})
+    with pytest.raises(GatewayError) as exc:
+        gateway.query(info, bad)
+    assert exc.value.code == "02"
+
+
+def test_simulator_refuses_amounts_outside_vnpays_range(http, factories):
+    payment, pay_url = start(http, factories, amount=4_000)
+    page = http.get(pay_url)
+    assert page.status_code == 400 and "code=03" in page.text and "5,000" in page.text
+
+
+def test_dates_are_gmt7_whatever_the_server_zone(http, factories, monkeypatch):
+    monkeypatch.setenv("TZ", "America/New_York")  # the live server runs in this process: it sees it too
+    time.tzset()
+    try:
+        payment, pay_url = start(http, factories)
+        created = datetime.strptime(query_of(pay_url)["vnp_CreateDate"], "%Y%m%d%H%M%S")
+        vietnam_now = datetime.now(UTC).replace(tzinfo=None) + timedelta(hours=7)
+        assert abs((created - vietnam_now).total_seconds()) < 10
+        assert vn_time(datetime(2021, 1, 1, 0, 0)) == "20210101070000"
+    finally:
+        monkeypatch.undo()
+        time.tzset()
+
+
+# --- signatures ----------------------------------------------------------------------------------------------
+
+IPN_VECTOR = {
+    "vnp_Amount": "1000000", "vnp_BankCode": "NCB", "vnp_BankTranNo": "VNP14422574", "vnp_CardType": "ATM",
+    "vnp_OrderInfo": "Thanh toan don hang 2024-05-21T02:17:31.249Z", "vnp_PayDate": "20240521091806",
+    "vnp_ResponseCode": "00", "vnp_TmnCode": "TEST_TMN_CODE", "vnp_TransactionNo": "14422574",
+    "vnp_TransactionStatus": "00", "vnp_TxnRef": "1716257871703",
+}
+
+
+def test_published_ipn_vector():
+    assert hash_data(IPN_VECTOR) == (
+        "vnp_Amount=1000000&vnp_BankCode=NCB&vnp_BankTranNo=VNP14422574&vnp_CardType=ATM&vnp_OrderInfo=Thanh+toan+"
+        "don+hang+2024-05-21T02%3A17%3A31.249Z&vnp_PayDate=20240521091806&vnp_ResponseCode=00&vnp_TmnCode="
+        "TEST_TMN_CODE&vnp_TransactionNo=14422574&vnp_TransactionStatus=00&vnp_TxnRef=1716257871703")
+    expected = ("649982421beb422556a1374713c74e58e716ecbd05007c0c0e1f7effdfaf361dbf146889ca446139afe11b9954c4d5c4"
+                "86e99e3b86fcfab6957f29eb0be72895")
+    assert sign_params("test_secret", IPN_VECTOR) == expected
+    assert verify_params("test_secret", {**IPN_VECTOR, "vnp_SecureHash": expected.upper(), "vnp_SecureHashType": "x"})
+    assert not verify_params("test_secret", {**IPN_VECTOR, "vnp_ResponseCode": "99", "vnp_SecureHash": expected})
+
+
+def test_derived_pay_url_vector():
+    params = dict(vnp_Amount="100000", vnp_BankCode="NCB", vnp_Command="pay", vnp_CreateDate="20210101070000",
+                  vnp_CurrCode="VND", vnp_IpAddr="127.0.0.1", vnp_Locale="vn", vnp_OrderInfo="Test order",
+                  vnp_OrderType="other", vnp_ReturnUrl="https://example.com/return", vnp_TmnCode="TEST_TMN_CODE",
+                  vnp_TxnRef="ref1234567", vnp_Version="2.1.0")
+    assert sign_params("test_secret", params) == (
+        "d8e4eb24f51f157d6898a30ced0539e4f8f6dec834c0ab10d6cf9d768f9785ce8ba2edf1aab9a12d4561b162cde07d9b40883795"
+        "23e61c642056d8b04095132b")
+
+
+def test_derived_querydr_and_refund_checksums():
+    query = dict(zip(QUERY_FIELDS, "REQ0001|2.1.0|querydr|TEST_TMN_CODE|ref1234567|20210101070000|20210101080000|"
+                                   "127.0.0.1|Query order ref1234567".split("|"), strict=True))
+    assert pipe_checksum("test_secret", query, QUERY_FIELDS).startswith("8ee454d1f258e1959ee0ad1fc174aaee")
+    refund = dict(zip(REFUND_FIELDS, "REQ0002|2.1.0|refund|TEST_TMN_CODE|02|ref1234567|100000|0|20210101070000|admin|"
+                                     "20210101090000|127.0.0.1|Refund ref1234567".split("|"), strict=True))
+    assert pipe_checksum("test_secret", refund, REFUND_FIELDS).startswith("11a59a8fc29352af4f6369087a2dc169")
+
+
+@settings(max_examples=60, deadline=None)
+@given(field=st.sampled_from(sorted(IPN_VECTOR)), value=st.text(min_size=1, max_size=30))
+def test_changing_any_signed_field_breaks_the_signature(field, value):
+    signed = {**IPN_VECTOR, "vnp_SecureHash": sign_params("test_secret", IPN_VECTOR)}
+    if value == IPN_VECTOR[field]:
+        value += "x"
+    assert not verify_params("test_secret", {**signed, field: value})
+
+
+@settings(max_examples=30, deadline=None)
+@given(field=st.sampled_from(QUERY_FIELDS), value=st.text(alphabet="0123456789abcXYZ", min_size=1, max_size=12))
+def test_changing_any_querydr_field_changes_the_checksum(field, value):
+    base = dict(zip(QUERY_FIELDS, ["R1", "2.1.0", "querydr", "T", "ref", "20210101070000", "20210101080000",
+                                   "127.0.0.1", "info"], strict=True))
+    if value == base[field]:
+        value += "0"
+    assert pipe_checksum("s", base, QUERY_FIELDS) != pipe_checksum("s", {**base, field: value}, QUERY_FIELDS)
+
+
+def test_amount_scaling():
+    assert from_vnp_amount("1000000") == 10_000
+    assert from_vnp_amount("1000050") is None and from_vnp_amount("-100") is None and from_vnp_amount("") is None
+
+
+def test_offered_to_new_merchants_and_on_the_demo_checkout(app, http):
+    assert_offered_everywhere(app, http, "vnpay", "VND")
