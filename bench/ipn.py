@@ -72,9 +72,9 @@ ENTRIES = [
     Entry("khalti", "NPR", 150_000),
     Entry("bkash", "BDT", 150_000, form=WALLET),
     Entry("nagad", "BDT", 150_000, form=WALLET),
-    Entry("sslcommerz", "BDT", 150_000),
-    Entry("rocket", "BDT", 150_000),
-    Entry("stripe", "USD", 5_000),
+    Entry("sslcommerz", "BDT", 125_050),  # IPN: verify_sign, then the validation API by val_id
+    Entry("rocket", "BDT", 125_050),  # SSLCommerz's IPN under /callbacks/rocket/
+    Entry("stripe", "USD", 12_500),  # webhook: Stripe-Signature, signed when sent (300 s tolerance)
 ]
 
 
@@ -141,17 +141,15 @@ def prepare(entry, n, app_url, api_key, queue):
         if r.status_code in (301, 302, 303):  # a simulator that hops to its page first
             url = urljoin(url, r.headers["Location"])
         r = session.post(url, data={"outcome": "success", **entry.form}, allow_redirects=False)
-        assert r.status_code < 400, (entry.code, r.status_code, r.text[:300])
+        # 200: a gateway that posts the browser back with an auto-submitted form (SSLCommerz)
+        assert r.status_code in (200, 302, 303), (entry.code, r.status_code, r.text[:300])
         jobs = queue.jobs
         queue.empty()
         if jobs:
             job = jobs[-1]
             kwargs = {k: v for k, v in job.kwargs.items() if k not in ("delays", "accept", "sign", "attempt")}
-            if job.kwargs.get("sign"):
-                from app.sandbox._common import _resolve
-
-                kwargs["headers"] = {**(kwargs.get("headers") or {}), **_resolve(job.kwargs["sign"])(kwargs.get("data"))}
-            out.append({"method": job.args[0], "url": rehost(job.args[1], app_url), **kwargs})
+            out.append({"method": job.args[0], "url": rehost(job.args[1], app_url), "sign": job.kwargs.get("sign"),
+                        **kwargs})
         else:
             assert r.status_code in (301, 302, 303), f"{entry.code}: no notification and no redirect to the return"
             out.append({"method": "GET", "url": rehost(urljoin(url, r.headers["Location"]), app_url),
@@ -164,6 +162,12 @@ def rehost(url, base):
     return urlunsplit(parts._replace(scheme=target.scheme, netloc=target.netloc))
 
 
+def _resolve(dotted):
+    from app.sandbox._common import _resolve as resolve
+
+    return resolve(dotted)
+
+
 def fire(requests_list, base, concurrency, accepted):
     """Send every request once from `concurrency` threads; return (seconds, accepted count)."""
     local = threading.local()
@@ -173,6 +177,9 @@ def fire(requests_list, base, concurrency, accepted):
         if not hasattr(local, "session"):
             local.session = requests.Session()
         kwargs = {**kwargs, "url": rehost(kwargs["url"], base), "timeout": 60}
+        sign = kwargs.pop("sign", None)
+        if sign:  # signed when sent, as the gateway does at every attempt (fresh timestamps)
+            kwargs["headers"] = {**(kwargs.get("headers") or {}), **_resolve(sign)(kwargs.get("data"))}
         response = local.session.request(**kwargs)
         ok.append(accepted(response))
 
