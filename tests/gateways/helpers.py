@@ -156,3 +156,15 @@ def settle_by_query(payment, code):
     applied, _ = apply_result(payment, code, result, source="reconcile")
     db.session.commit()
     return result, applied
+
+
+def refund_through_service(payment, amount, run_jobs):
+    """Refund through app.services.refunds (reserve, job calls the adapter, settle); return the Refund."""
+    from app.services.refunds import request_refund
+
+    refund = request_refund(payment, amount, "customer request", source="test")
+    run_jobs()
+    db.session.rollback()
+    db.session.refresh(refund)
+    db.session.refresh(payment)
+    return refund
