@@ -66,6 +66,9 @@ ENTRIES = [
     Entry("vnpay", "VND", 150_000, accepted="vnpay_ok"),
     Entry("midtrans", "IDR", 125_000),
     Entry("khalti", "NPR", 150_000),  # no server-to-server notification: its return route (+ lookup)
+    # No signed server-to-server notification in these flows either: the browser return (+ execute / verify).
+    Entry("bkash", "BDT", 125_050, form={"wallet": "01770618575"}),
+    Entry("nagad", "BDT", 125_050, form={"wallet": "01711428036"}),
 ]
 
 

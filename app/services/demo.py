@@ -19,6 +19,8 @@ DEMO_ORDERS = [
     # Open orders in IDR and NPR, so Midtrans and Khalti show on a checkout page too (VNPay: DEMO-1001).
     ("DEMO-1007", 250_000, "IDR", None),
     ("DEMO-1008", 150_000, "NPR", None),
+    # An open BDT order, so the Bangladeshi methods (bKash, Nagad, SSLCommerz, Rocket) show on a checkout page.
+    ("DEMO-1009", 125_050, "BDT", None),
 ]
 
 

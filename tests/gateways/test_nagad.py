@@ -29,13 +29,12 @@ from tests.gateways._bd_helpers import (
     choose_outcome,
     concurrent_returns,
     duplicate_return,
-    outbox_types,
     pay,
     pay_another_amount_for,
-    query_of,
     return_to_result,
     start,
 )
+from tests.gateways.helpers import assert_offered_everywhere, outbox_types, query_of
 from tests.helpers import reload
 
 ALPHABET = string.ascii_letters + string.digits + ' .:-_/'
@@ -240,3 +239,7 @@ def test_simulator_refuses_any_changed_field(app, field, value):
     with app.test_request_context():
         assert sim._unseal(sensitive, signature) == SAMPLE
         assert sim._unseal(other_sensitive, signature) is None
+
+
+def test_offered_to_new_and_demo_merchants(app, http):
+    assert_offered_everywhere(app, http, "nagad", "BDT")
