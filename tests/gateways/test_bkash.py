@@ -25,7 +25,14 @@ from tests.gateways._bd_helpers import (
     start,
     transitions_to,
 )
-from tests.gateways.helpers import assert_offered_everywhere, choose_method, outbox_types, query_of, race
+from tests.gateways.helpers import (
+    assert_offered_everywhere,
+    choose_method,
+    outbox_types,
+    query_of,
+    race,
+    unmatched_callbacks,
+)
 from tests.helpers import csrf_token, reload
 
 
@@ -111,6 +118,10 @@ def test_unknown_and_malformed_returns(http, factories):
     r = http.get("/callbacks/bkash/return")
     assert r.status_code == 404
     assert reload(payment).status == "processing"
+    assert callbacks(payment)[-1].verified is False
+    kept = unmatched_callbacks("bkash")
+    assert [e.verified for e in kept] == [False, False]
+    assert kept[0].data["query"] == {"paymentID": "TR0011NOPE", "status": "success"}
     assert sim.stats("execute") == 0
 
 
