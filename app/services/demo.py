@@ -19,6 +19,8 @@ DEMO_ORDERS = [
     # Open orders in IDR and NPR, so Midtrans and Khalti show on a checkout page too (VNPay: DEMO-1001).
     ("DEMO-1007", 250_000, "IDR", None),
     ("DEMO-1008", 150_000, "NPR", None),
+    # An open taka order: bKash, SSLCommerz, Rocket, Nagad and Stripe on one checkout page.
+    ("DEMO-1009", 185_000, "BDT", None),
 ]
 
 

@@ -18,13 +18,13 @@ from app.services.callbacks import apply_result
 from app.services.gateways import context_for, payment_info
 from tests.gateways._sc_helpers import (
     api_payment,
-    at_once,
     callback_events,
     choose_method,
     form_fields,
     payment_by_public_id,
     transitions,
 )
+from tests.gateways.helpers import assert_offered_everywhere, race
 
 # sslcommerz-lib 1.0 README ("Vaidate payment with IPN"), store password test_testemi@ssl.
 PUBLISHED_IPN = {
@@ -168,7 +168,7 @@ def test_same_ipn_twice_at_once(http, shop, code, app):
     created, action, form = _pay(http, key, code)
     db.session.rollback()
     url = f"{app.config['PUBLIC_BASE_URL']}/callbacks/{code}/ipn"
-    answers = at_once(4, lambda: requests.post(url, data=form, timeout=30).status_code)
+    answers = race(4, lambda: requests.post(url, data=form, timeout=30).status_code)
     assert answers == [200] * 4
     payment = payment_by_public_id(created["id"])
     assert payment.status == "succeeded" and transitions(payment, "succeeded") == 1
@@ -331,3 +331,16 @@ def test_refused_ipn_is_retried(http, shop, run_jobs, code):
     db.session.commit()
     run_jobs(advance=120)
     assert payment_by_public_id(created["id"]).status == "succeeded"
+
+
+def test_offered_to_new_and_demo_merchants(app, http, code):
+    assert_offered_everywhere(app, http, code, "BDT")
+
+
+@pytest.mark.parametrize("body", [{}, {"tran_id": ""}, {"tran_id": "x" * 5000, "verify_key": ",,,"},
+                                  {"verify_sign": "a", "verify_key": "nope"}])
+def test_malformed_ipn_is_refused_without_error(http, code, body):
+    r = http.post(f"/callbacks/{code}/ipn", data=body)
+    assert r.status_code in (400, 404) and "IPN refused" in r.text
+    r = http.get(f"/callbacks/{code}/success")
+    assert r.status_code == 404
