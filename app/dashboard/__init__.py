@@ -1,7 +1,42 @@
-"""The merchant dashboard: /dashboard (Flask-Login sessions, CSRF on every form)."""
+"""The merchant dashboard: /dashboard (Flask-Login sessions, CSRF on every form).
 
-from flask import Blueprint
+Routes live in one module per area (auth, overview, payments, refunds, webhooks, settings). Every query
+starts from `current_user`; anything of another merchant's is answered exactly like something missing (404).
+"""
+
+from flask import Blueprint, abort, flash
+from flask_login import current_user
 
 bp = Blueprint("dashboard", __name__, url_prefix="/dashboard")
 
-from app.dashboard import routes  # noqa: E402,F401
+
+@bp.after_request
+def _no_store(response):
+    # Merchant data must not linger in shared caches or the browser's back/forward cache.
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def owned_or_404(model, public_id):
+    """`model` row with this public id belonging to the signed-in merchant, else 404."""
+    from sqlalchemy import select
+
+    from app.extensions import db
+
+    row = db.session.scalar(
+        select(model).where(model.public_id == public_id, model.merchant_id == current_user.id)
+    )
+    if row is None:
+        abort(404)
+    return row
+
+
+def flash_form_errors(form):
+    for name, errors in form.errors.items():
+        label = getattr(form, name).label.text if name in form._fields else name
+        for error in errors:
+            flash(f"{label}: {error}" if name != "csrf_token" else
+                  "The form expired or was not sent from this page. Please try again.", "error")
+
+
+from app.dashboard import auth, overview, payments, refunds, settings, webhooks  # noqa: E402,F401

@@ -1,12 +1,97 @@
-"""Dashboard forms."""
+"""Dashboard forms (Flask-WTF: every one carries a CSRF token)."""
 
 from flask_wtf import FlaskForm
-from wtforms import EmailField, PasswordField
-from wtforms.validators import DataRequired, Email, Length
+from wtforms import BooleanField, EmailField, HiddenField, PasswordField, SelectField, StringField, URLField
+from wtforms.validators import DataRequired, EqualTo, Length, Optional, Regexp
+
+from app import money
+
+#: A light syntax check (WTForms' Email() needs the email_validator package, which also refuses the
+#: reserved .test/.example domains we use in tests and demos).
+email_format = Regexp(r"^[^@\s]+@[^@\s]+\.[^@\s]+$", message="Enter an email address like name@example.com.")
+
+EXPIRY_CHOICES = [
+    ("3600", "1 hour"),
+    ("86400", "1 day"),
+    ("259200", "3 days"),
+    ("604800", "7 days"),
+    ("900", "15 minutes"),
+]
 
 
 class LoginForm(FlaskForm):
-    email = EmailField("Email", validators=[DataRequired(), Email(check_deliverability=False), Length(max=254)],
+    email = EmailField("Email", validators=[DataRequired(), email_format, Length(max=254)],
                        render_kw={"autocomplete": "username"})
     password = PasswordField("Password", validators=[DataRequired(), Length(max=200)],
                              render_kw={"autocomplete": "current-password"})
+
+
+class ActionForm(FlaskForm):
+    """A button that changes something: only the CSRF token."""
+
+
+class ChangePasswordForm(FlaskForm):
+    current_password = PasswordField("Current password", validators=[DataRequired(), Length(max=200)],
+                                     render_kw={"autocomplete": "current-password"})
+    new_password = PasswordField("New password", validators=[DataRequired(), Length(min=8, max=200)],
+                                 render_kw={"autocomplete": "new-password"})
+    confirm = PasswordField("Repeat the new password",
+                            validators=[DataRequired(), EqualTo("new_password", "The two new passwords differ.")],
+                            render_kw={"autocomplete": "new-password"})
+
+
+class PaymentLinkForm(FlaskForm):
+    amount = StringField("Amount", validators=[DataRequired(), Length(max=24)],
+                         render_kw={"inputmode": "decimal", "autocomplete": "off", "placeholder": "e.g. 25.00"})
+    currency = SelectField("Currency", choices=[(c, c) for c in sorted(money.EXPONENTS)])
+    reference = StringField("Your reference", validators=[DataRequired(), Length(max=100)],
+                            render_kw={"placeholder": "Order number or invoice"})
+    description = StringField("Description", validators=[Optional(), Length(max=500)])
+    customer_email = EmailField("Customer email (optional)",
+                                validators=[Optional(), email_format, Length(max=200)])
+    return_url = URLField("Back-to-shop address", validators=[DataRequired(), Length(max=2000)],
+                          render_kw={"placeholder": "https://your-shop.example/thanks"})
+    expires_in = SelectField("Link expires after", choices=EXPIRY_CHOICES, default="86400")
+
+
+class RefundForm(FlaskForm):
+    amount = StringField("Amount to refund", validators=[DataRequired(), Length(max=24)],
+                         render_kw={"inputmode": "decimal", "autocomplete": "off"})
+    reason = StringField("Reason", validators=[Optional(), Length(max=500)])
+    #: Set by the confirmation page; without it the refund is only shown for confirmation.
+    confirmed = HiddenField()
+
+
+class WebhookUrlForm(FlaskForm):
+    url = URLField("Endpoint URL", validators=[Optional(), Length(max=2000)],
+                   render_kw={"placeholder": "https://your-shop.example/paysmith/webhooks"})
+
+
+class ApiKeyForm(FlaskForm):
+    name = StringField("Key name", validators=[DataRequired(), Length(max=100)],
+                       render_kw={"placeholder": "e.g. Web shop"})
+
+
+def gateway_form(gateway, account):
+    """A settings form for one gateway, built from its `credential_fields` (so new gateways need no code here).
+
+    Credential inputs are write-only: always rendered empty, with the stored value's last characters as hint.
+    """
+    from app.security import mask
+
+    stored = account.credentials if account else {}
+
+    class GatewayForm(FlaskForm):
+        enabled = BooleanField("Offer at checkout", default=bool(account and account.enabled))
+        mode = SelectField("Mode", choices=[("sandbox", "Sandbox (test)"), ("live", "Live")],
+                           default=account.mode if account else "sandbox")
+
+    for name, label in gateway.credential_fields.items():
+        hint = f"Saved: {mask(stored.get(name))} — leave empty to keep" if stored.get(name) else "Not set"
+        setattr(GatewayForm, f"cred_{name}", PasswordField(
+            label, validators=[Optional(), Length(max=4000)], description=hint,
+            render_kw={"autocomplete": "off"}))
+
+    form = GatewayForm(prefix=gateway.code)
+    form.credential_names = list(gateway.credential_fields)
+    return form

@@ -1,6 +1,6 @@
 """Refunds of a payment, full or partial."""
 
-from sqlalchemy import BigInteger, DateTime, ForeignKey, Integer, String, Text
+from sqlalchemy import BigInteger, DateTime, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app import security
@@ -10,6 +10,8 @@ from app.models.base import utcnow
 
 class Refund(db.Model):
     __tablename__ = "refunds"
+    #: The dashboard's refunds list: a merchant's newest first.
+    __table_args__ = (Index("ix_refunds_merchant_id_desc", "merchant_id", "id"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     public_id: Mapped[str] = mapped_column(String(40), unique=True, default=lambda: security.public_id("re"))

@@ -83,3 +83,36 @@ def enabled_accounts(merchant, currency):
         if account and account.enabled and gateway.supports(currency):
             accounts.append(account)
     return accounts
+
+
+def update_gateway_account(merchant, code, *, enabled, mode, credentials):
+    """Save a merchant's settings for gateway `code`. Commits.
+
+    credentials: only the fields the merchant typed; blank ones keep their stored value (the dashboard
+    never shows credentials back, so an empty field means "unchanged").
+    """
+    from app.services.errors import NotFound, ValidationError
+
+    gateway = get_gateway(code)
+    if gateway is None:
+        raise NotFound(f"no gateway {code}")
+    if mode not in ("sandbox", "live"):
+        raise ValidationError("mode must be sandbox or live", field="mode")
+    unknown = set(credentials) - set(gateway.credential_fields)
+    if unknown:
+        raise ValidationError(f"unknown credential fields: {', '.join(sorted(unknown))}", field="credentials")
+    account = merchant.gateway_account(code)
+    stored = account.credentials if account else {}
+    stored.update({k: v.strip() for k, v in credentials.items() if v and v.strip()})
+    if enabled:
+        missing = [label for f, label in gateway.credential_fields.items() if not stored.get(f)]
+        if missing:
+            raise ValidationError(f"enter {', '.join(missing)} before enabling {gateway.name}", field="enabled")
+    if account is None:
+        account = GatewayAccount(gateway=code, position=list(REGISTRY).index(code))
+        merchant.gateway_accounts.append(account)
+    account.enabled = bool(enabled)
+    account.mode = mode
+    account.credentials = stored
+    db.session.commit()
+    return account

@@ -57,3 +57,37 @@ def merchant_for_api_key(plaintext):
         key.last_used_at = now  # at most once a minute: no write on every request
         db.session.commit()
     return key.merchant
+
+
+def change_password(merchant, current, new):
+    """Change a merchant's password after checking the current one. Commits."""
+    if not merchant.check_password(current or ""):
+        raise ValidationError("the current password is wrong", field="current_password", code="wrong_password")
+    if not new or len(new) < 8:
+        raise ValidationError("the new password needs at least 8 characters", field="new_password")
+    merchant.set_password(new)
+    db.session.commit()
+
+
+def add_api_key(merchant, name):
+    """Create an API key; return (ApiKey, plaintext). The plaintext is shown once and never stored. Commits."""
+    plaintext = create_api_key(merchant, (name or "").strip()[:100] or "Default")
+    key = db.session.scalar(select(ApiKey).where(ApiKey.key_hash == security.hash_api_key(plaintext)))
+    db.session.commit()
+    return key, plaintext
+
+
+def revoke_api_key(merchant, key_public_id):
+    """Revoke one of the merchant's API keys (another merchant's key is NotFound). Commits."""
+    from app.services.errors import NotFound
+
+    key = db.session.scalar(
+        select(ApiKey).where(ApiKey.public_id == key_public_id, ApiKey.merchant_id == merchant.id)
+    )
+    if key is None:
+        raise NotFound("no such API key")
+    if key.revoked_at is None:
+        key.revoked_at = utcnow()
+        db.session.commit()
+    return key
+

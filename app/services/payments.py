@@ -179,6 +179,7 @@ def build_payment(merchant, data):
         expires_at=now + timedelta(seconds=clean["expires_in"]),
         items=clean["items"],
         customer=clean["customer"],
+        customer_email=(clean["customer"].get("email") or "").lower() or None,
         meta=clean["metadata"],
         created_at=now,
         updated_at=now,

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-23 15:35:18.931527
+Create Date: 2026-11-23 15:38:30.232700
 
 """
 from alembic import op
@@ -105,6 +105,7 @@ def upgrade():
     sa.Column('expires_at', sa.DateTime(), nullable=False),
     sa.Column('items', sa.JSON().with_variant(postgresql.JSONB(astext_type=Text()), 'postgresql'), nullable=False),
     sa.Column('customer', sa.JSON().with_variant(postgresql.JSONB(astext_type=Text()), 'postgresql'), nullable=False),
+    sa.Column('customer_email', sa.String(length=254), nullable=True),
     sa.Column('metadata', sa.JSON().with_variant(postgresql.JSONB(astext_type=Text()), 'postgresql'), nullable=False),
     sa.Column('amount_refunded', sa.BigInteger(), nullable=False),
     sa.Column('fee_amount', sa.BigInteger(), nullable=True),
@@ -124,8 +125,13 @@ def upgrade():
     )
     with op.batch_alter_table('payments', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_payments_gateway_transaction_id'), ['gateway_transaction_id'], unique=False)
-        batch_op.create_index('ix_payments_merchant_created', ['merchant_id', 'created_at', 'id'], unique=False)
+        batch_op.create_index('ix_payments_merchant_created', ['merchant_id', 'created_at', 'id'], unique=False, postgresql_include=['status', 'currency', 'amount', 'gateway'])
+        batch_op.create_index('ix_payments_merchant_currency_created', ['merchant_id', 'currency', 'created_at', 'id'], unique=False)
+        batch_op.create_index('ix_payments_merchant_customer_email', ['merchant_id', 'customer_email'], unique=False)
+        batch_op.create_index('ix_payments_merchant_gateway_created', ['merchant_id', 'gateway', 'created_at', 'id'], unique=False)
+        batch_op.create_index('ix_payments_merchant_gateway_reference', ['merchant_id', 'gateway_reference'], unique=False)
         batch_op.create_index('ix_payments_merchant_reference', ['merchant_id', 'reference'], unique=False)
+        batch_op.create_index('ix_payments_merchant_status_created', ['merchant_id', 'status', 'created_at', 'id'], unique=False)
         batch_op.create_index('ix_payments_status_expires', ['status', 'expires_at'], unique=False)
 
     op.create_table('outbox_events',
@@ -193,6 +199,7 @@ def upgrade():
     )
     with op.batch_alter_table('refunds', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_refunds_merchant_id'), ['merchant_id'], unique=False)
+        batch_op.create_index('ix_refunds_merchant_id_desc', ['merchant_id', 'id'], unique=False)
         batch_op.create_index(batch_op.f('ix_refunds_payment_id'), ['payment_id'], unique=False)
 
     op.create_table('webhook_attempts',
@@ -221,6 +228,7 @@ def downgrade():
     op.drop_table('webhook_attempts')
     with op.batch_alter_table('refunds', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_refunds_payment_id'))
+        batch_op.drop_index('ix_refunds_merchant_id_desc')
         batch_op.drop_index(batch_op.f('ix_refunds_merchant_id'))
 
     op.drop_table('refunds')
@@ -236,8 +244,13 @@ def downgrade():
     op.drop_table('outbox_events')
     with op.batch_alter_table('payments', schema=None) as batch_op:
         batch_op.drop_index('ix_payments_status_expires')
+        batch_op.drop_index('ix_payments_merchant_status_created')
         batch_op.drop_index('ix_payments_merchant_reference')
-        batch_op.drop_index('ix_payments_merchant_created')
+        batch_op.drop_index('ix_payments_merchant_gateway_reference')
+        batch_op.drop_index('ix_payments_merchant_gateway_created')
+        batch_op.drop_index('ix_payments_merchant_customer_email')
+        batch_op.drop_index('ix_payments_merchant_currency_created')
+        batch_op.drop_index('ix_payments_merchant_created', postgresql_include=['status', 'currency', 'amount', 'gateway'])
         batch_op.drop_index(batch_op.f('ix_payments_gateway_transaction_id'))
 
     op.drop_table('payments')

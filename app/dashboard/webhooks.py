@@ -1,0 +1,103 @@
+"""The webhooks page: endpoint URL, signing secret (revealed on demand, rotatable), recent events with
+every delivery attempt, resend."""
+
+from flask import flash, redirect, render_template, request, url_for
+from flask_login import current_user, login_required
+from sqlalchemy import select
+
+from app.dashboard import bp, flash_form_errors, owned_or_404
+from app.dashboard.forms import ActionForm, WebhookUrlForm
+from app.extensions import db
+from app.models import OutboxEvent, Payment, WebhookAttempt
+from app.security import mask
+from app.services.errors import ServiceError
+
+RECENT = 30
+
+
+def _page(form=None, secret=None, status=200):
+    events = db.session.scalars(
+        select(OutboxEvent).where(OutboxEvent.merchant_id == current_user.id)
+        .order_by(OutboxEvent.id.desc()).limit(RECENT)
+    ).all()
+    attempts = {}
+    if events:
+        for a in db.session.scalars(select(WebhookAttempt).where(WebhookAttempt.event_id.in_([e.id for e in events]))
+                                    .order_by(WebhookAttempt.id)):
+            attempts.setdefault(a.event_id, []).append(a)
+    payment_ids = {e.payment_id for e in events if e.payment_id}
+    payments = dict(db.session.execute(
+        select(Payment.id, Payment.public_id).where(Payment.id.in_(payment_ids), Payment.merchant_id == current_user.id)
+    ).all()) if payment_ids else {}
+    return render_template(
+        "dashboard/webhooks/index.html", payments=payments, form=form or WebhookUrlForm(url=current_user.webhook_url),
+        action_form=ActionForm(), events=events, attempts=attempts, secret=secret,
+        masked=mask(current_user.webhook_secret, 4),
+    ), status
+
+
+@bp.get("/webhooks")
+@login_required
+def webhooks():
+    return _page()
+
+
+@bp.post("/webhooks/url")
+@login_required
+def webhook_url():
+    form = WebhookUrlForm()
+    if not form.validate_on_submit():
+        flash_form_errors(form)
+        return _page(form, status=422)
+    from app.services.webhooks import set_webhook_url
+
+    try:
+        set_webhook_url(current_user, form.url.data)
+    except ServiceError as exc:
+        db.session.rollback()
+        form.url.errors.append(exc.message)
+        flash(f"The endpoint was not saved: {exc.message}", "error")
+        return _page(form, status=422)
+    flash("Webhook endpoint saved." if current_user.webhook_url else
+          "Webhook endpoint removed: events are no longer sent.", "success")
+    return redirect(url_for("dashboard.webhooks"), 303)
+
+
+@bp.post("/webhooks/secret")
+@login_required
+def reveal_webhook_secret():
+    """Shown in this response only (a POST, so it is never in a URL, the history or a flash cookie)."""
+    ActionForm().validate_on_submit()
+    return _page(secret=current_user.webhook_secret)
+
+
+@bp.post("/webhooks/secret/rotate")
+@login_required
+def rotate_secret():
+    from app.services.webhooks import rotate_webhook_secret
+
+    ActionForm().validate_on_submit()
+    secret = rotate_webhook_secret(current_user)
+    flash("Signing secret rotated. The previous one keeps working for a while so you can switch over; "
+          "the new one is shown below, once.", "success")
+    return _page(secret=secret)
+
+
+@bp.post("/webhooks/events/<public_id>/resend")
+@login_required
+def resend_webhook(public_id):
+    event = owned_or_404(OutboxEvent, public_id)
+    ActionForm().validate_on_submit()
+    from app.services.webhooks import resend_event
+
+    try:
+        resend_event(event)
+    except ServiceError as exc:
+        db.session.rollback()
+        flash(f"Could not resend {event.public_id}: {exc.message}", "error")
+    else:
+        flash(f"Event {event.type} ({event.public_id}) queued for delivery again.", "success")
+    target = request.form.get("back")
+    if target and target.startswith("/dashboard/") and not target.startswith("//"):
+        return redirect(target, 303)
+    return redirect(url_for("dashboard.webhooks"), 303)

@@ -1,0 +1,146 @@
+"""The payments list (filters, search, keyset pages, CSV), the detail page and its timeline, cancel, links."""
+
+import csv
+import io
+import re
+from datetime import timedelta
+
+from sqlalchemy import update
+
+from app.dashboard import queries
+from app.extensions import db
+from app.models import Payment, utcnow
+from app.state_machine import Status, transition
+from tests.helpers import reload
+from tests.web.dashboard.conftest import pay_with_test_card, token_of
+
+
+def _set(payment, status=None, days_ago=None, gateway=None):
+    """Test setup: move a payment through the state machine, and/or back-date it."""
+    if status:
+        if status != Status.PENDING and Status(payment.status) == Status.PENDING and status != Status.PROCESSING:
+            transition(payment, Status.PROCESSING, reason="test", source="test")
+        transition(payment, status, reason="test", source="test", changes={"gateway": gateway or "testcard"})
+    if days_ago is not None:
+        db.session.execute(update(Payment).where(Payment.id == payment.id)
+                           .values(created_at=utcnow() - timedelta(days=days_ago)))
+    db.session.commit()
+    return reload(payment)
+
+
+def _refs(html):
+    return re.findall(r'<td data-label="Reference">([^<]+)<br>', html)
+
+
+def test_filters_combine_and_search_each_field(signed_in, merchant, factories):
+    a = _set(factories.payment(merchant, reference="A", currency="USD", amount=1000), Status.SUCCEEDED)
+    b = _set(factories.payment(merchant, reference="B", currency="USD", amount=2000), Status.FAILED, days_ago=3)
+    c = _set(factories.payment(merchant, reference="C", currency="VND", amount=50_000), Status.SUCCEEDED, days_ago=10)
+    factories.payment(merchant, reference="D", currency="USD", amount=3000, customer={"email": "Ana@Shop.Example"})
+    get = lambda **q: _refs(signed_in.get("/dashboard/payments", query_string=q).text)  # noqa: E731
+    assert get() == ["D", "A", "B", "C"]  # newest first
+    assert get(status="succeeded") == ["A", "C"]
+    assert get(status=["succeeded", "failed"], currency="USD") == ["A", "B"]
+    assert get(currency="VND") == ["C"]
+    assert get(gateway="testcard", status="succeeded", currency="USD") == ["A"]
+    day = lambda n: (utcnow() - timedelta(days=n)).date().isoformat()  # noqa: E731
+    assert get(**{"from": day(5), "to": day(1)}) == ["B"]
+    assert get(**{"from": day(5)}) == ["D", "A", "B"]
+    assert get(**{"to": day(5)}) == ["C"]
+    assert get(q="C") == ["C"]
+    assert get(q=b.public_id) == ["B"]
+    assert get(q="ana@shop.example") == ["D"]
+    assert get(q="ANA@shop.example", status="pending") == ["D"]
+    db.session.execute(update(Payment).where(Payment.id == a.id).values(gateway_reference="cs_test_x1",
+                                                                         gateway_transaction_id="txn_77"))
+    db.session.commit()
+    assert get(q="cs_test_x1") == ["A"] and get(q="txn_77") == ["A"]
+    assert get(q="nothing-like-this") == []
+    page = signed_in.get("/dashboard/payments", query_string={"status": "nope", "from": "yesterday"})
+    assert "Ignored filter: unknown status" in page.text and "is not a date" in page.text
+    assert reload(c).status == "succeeded"
+
+
+def test_keyset_pages_keep_the_filters(signed_in, merchant, factories, monkeypatch):
+    monkeypatch.setattr(queries, "PAGE_SIZE", 2)
+    monkeypatch.setattr("app.dashboard.payments.PAGE_SIZE", 2)
+    for i in range(5):
+        factories.payment(merchant, reference=f"U{i}", currency="USD", amount=100 + i)
+    factories.payment(merchant, reference="V0", currency="VND")
+    # Same created_at for all: the id breaks the tie, so no row is skipped or repeated.
+    db.session.execute(update(Payment).values(created_at=utcnow().replace(microsecond=0)))
+    db.session.commit()
+    seen, url = [], "/dashboard/payments?currency=USD"
+    while url:
+        html = signed_in.get(url).text
+        seen += _refs(html)
+        match = re.search(r'href="([^"]+)" rel="next"', html)
+        url = match.group(1).replace("&amp;", "&") if match else None
+        if url:
+            assert "currency=USD" in url and "after=" in url
+    assert seen == ["U4", "U3", "U2", "U1", "U0"]
+    # A malformed cursor is the first page, not an error.
+    assert _refs(signed_in.get("/dashboard/payments?currency=USD&after=garbage").text) == ["U4", "U3"]
+
+
+def test_csv_export_streams_the_filtered_set(signed_in, merchant, factories):
+    for i in range(3):
+        factories.payment(merchant, reference=f"=HYPERLINK({i})", currency="USD", amount=1234 + i,
+                          customer={"email": f"c{i}@shop.example"})
+    factories.payment(merchant, reference="VND-ONE", currency="VND")
+    r = signed_in.get("/dashboard/payments.csv?currency=USD")
+    assert r.is_streamed
+    assert r.headers["Content-Type"].startswith("text/csv")
+    assert "attachment" in r.headers["Content-Disposition"]
+    rows = list(csv.DictReader(io.StringIO(r.text)))
+    assert [row["amount"] for row in rows] == ["12.36", "12.35", "12.34"]
+    assert rows[0]["reference"] == "'=HYPERLINK(2)"  # no formula injection into spreadsheets
+    assert rows[0]["customer_email"] == "c2@shop.example"
+    assert {row["currency"] for row in rows} == {"USD"}
+
+
+def test_detail_timeline_after_a_real_payment(signed_in, merchant, factories, http, run_jobs):
+    payment = factories.payment(merchant, reference="ORDER-42", currency="USD", amount=2500,
+                                customer={"email": "sari@shop.example", "name": "Sari"},
+                                items=[{"name": "Coffee", "quantity": 2, "unit_amount": 1250}])
+    pay_with_test_card(http, payment)
+    run_jobs(advance=5)  # the acquirer's signed webhook, too
+    html = signed_in.get(f"/dashboard/payments/{payment.public_id}").text
+    assert "$25.00" in html and "ORDER-42" in html and "sari@shop.example" in html and "Coffee" in html
+    assert "Visa •••• 4444" in html
+    assert "badge-succeeded" in html and "succeeded</span>" in html
+    assert "Raw payload" in html and "verified</span>" in html
+    assert html.count('class="tl tl-status_change"') >= 2  # pending → processing → succeeded
+    assert "Refund…" in html and "Cancel payment" not in html
+    assert "Ask Card (test acquirer) for the status now" in html
+
+
+def test_cancel_a_pending_payment(signed_in, merchant, factories):
+    payment = factories.payment(merchant)
+    token = token_of(signed_in, f"/dashboard/payments/{payment.public_id}")
+    r = signed_in.post(f"/dashboard/payments/{payment.public_id}/cancel", data={"csrf_token": token},
+                       follow_redirects=True)
+    assert "Payment cancelled." in r.text
+    assert reload(payment).status == "cancelled"
+    r = signed_in.post(f"/dashboard/payments/{payment.public_id}/cancel", data={"csrf_token": token},
+                       follow_redirects=True)
+    assert "can no longer be cancelled" in r.text
+
+
+def test_create_a_payment_link(signed_in, merchant, http):
+    token = token_of(signed_in, "/dashboard/payments/new")
+    form = {"csrf_token": token, "amount": "12.5", "currency": "USD", "reference": "INV-7", "description": "Batik",
+            "customer_email": "Buyer@Shop.Example", "return_url": "https://shop.example/thanks", "expires_in": "86400"}
+    r = signed_in.post("/dashboard/payments/new", data={**form, "amount": "12.345"})
+    assert r.status_code == 422 and "more decimals than USD allows" in r.text
+    r = signed_in.post("/dashboard/payments/new", data={**form, "return_url": "ftp://nope"})
+    assert r.status_code == 422 and "http(s) URL" in r.text
+    r = signed_in.post("/dashboard/payments/new", data=form, follow_redirects=True)
+    assert "Payment link created for $12.50" in r.text
+    payment = db.session.query(Payment).filter_by(reference="INV-7").one()
+    assert (payment.amount, payment.currency, payment.customer_email) == (1250, "USD", "buyer@shop.example")
+    assert (payment.expires_at - payment.created_at) == timedelta(days=1)
+    link = re.search(r'id="checkout-url" type="text" value="([^"]+)"', r.text).group(1)
+    assert http.get(link).status_code == 200
+    # The next link suggests the same back-to-shop address.
+    assert 'value="https://shop.example/thanks"' in signed_in.get("/dashboard/payments/new").text

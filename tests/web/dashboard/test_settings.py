@@ -1,0 +1,73 @@
+"""Settings: gateway accounts from the registry with write-only encrypted credentials; API keys."""
+
+import re
+
+from sqlalchemy import select
+
+from app.extensions import db
+from app.gateways import REGISTRY
+from app.models import ApiKey, GatewayAccount
+from tests.helpers import reload
+from tests.web.dashboard.conftest import token_of
+
+
+def test_every_registered_gateway_has_a_form(signed_in):
+    html = signed_in.get("/dashboard/settings").text
+    for code, gateway in REGISTRY.items():
+        assert f'id="gw-{code}"' in html
+        for name, label in gateway.credential_fields.items():
+            assert f'name="{code}-cred_{name}"' in html and label in html
+
+
+def test_credentials_are_write_only_and_encrypted(signed_in, merchant):
+    account = merchant.gateway_account("testcard")
+    old = account.credentials
+    html = signed_in.get("/dashboard/settings").text
+    assert old["secret_key"] not in html and old["webhook_secret"] not in html
+    assert f"Saved: ••••{old['secret_key'][-4:]}" in html
+    token = token_of(signed_in, "/dashboard/settings")
+    r = signed_in.post("/dashboard/settings/gateways/testcard", data={
+        "testcard-csrf_token": token, "testcard-enabled": "y", "testcard-mode": "live",
+        "testcard-cred_secret_key": "sk_live_brand_new_9876", "testcard-cred_webhook_secret": ""},
+        follow_redirects=True)
+    assert "Card (test acquirer) saved (live, offered at checkout)." in r.text
+    assert "sk_live_brand_new_9876" not in r.text and "••••9876" in r.text
+    account = db.session.scalar(select(GatewayAccount).where(GatewayAccount.merchant_id == merchant.id,
+                                                             GatewayAccount.gateway == "testcard"))
+    assert account.mode == "live" and account.enabled
+    assert account.credentials == {"secret_key": "sk_live_brand_new_9876", "webhook_secret": old["webhook_secret"]}
+    assert "sk_live_brand_new_9876" not in account.credentials_enc  # encrypted at rest
+
+
+def test_disable_and_refuse_enabling_without_credentials(signed_in, merchant, factories):
+    token = token_of(signed_in, "/dashboard/settings")
+    r = signed_in.post("/dashboard/settings/gateways/testcard",
+                       data={"testcard-csrf_token": token, "testcard-mode": "sandbox"}, follow_redirects=True)
+    assert "not offered at checkout" in r.text
+    assert reload(merchant.gateway_account("testcard")).enabled is False
+    db.session.delete(merchant.gateway_account("testcard"))
+    db.session.commit()
+    r = signed_in.post("/dashboard/settings/gateways/testcard",
+                       data={"testcard-csrf_token": token, "testcard-enabled": "y", "testcard-mode": "sandbox"})
+    assert r.status_code == 422 and "enter Secret key, Webhook signing secret before enabling" in r.text
+    assert reload(merchant).gateway_account("testcard") is None
+    assert signed_in.post("/dashboard/settings/gateways/nope", data={"csrf_token": token}).status_code == 404
+
+
+def test_api_key_created_shown_once_and_revoked(signed_in, merchant, http):
+    token = token_of(signed_in, "/dashboard/settings")
+    r = signed_in.post("/dashboard/settings/api-keys", data={"csrf_token": token, "name": "Web shop"})
+    assert r.status_code == 200 and "it will not be shown again" in r.text
+    key = re.search(r'id="new-api-key" type="text" value="(sk_[^"]+)"', r.text).group(1)
+    row = db.session.scalar(select(ApiKey).where(ApiKey.merchant_id == merchant.id, ApiKey.name == "Web shop"))
+    assert key not in signed_in.get("/dashboard/settings").text
+    auth = {"Authorization": f"Bearer {key}"}
+    assert http.get("/api/v1/payments", headers=auth).status_code == 200
+    html = signed_in.get("/dashboard/settings").text
+    assert re.search(rf'data-key="{row.public_id}">.*?Last used</td>|data-key="{row.public_id}"', html, re.S)
+    assert "never" not in html.split(f'data-key="{row.public_id}"')[1].split("</tr>")[0]
+    r = signed_in.post(f"/dashboard/settings/api-keys/{row.public_id}/revoke", data={"csrf_token": token},
+                       follow_redirects=True)
+    assert "API key “Web shop”" in r.text and "revoked" in r.text
+    assert http.get("/api/v1/payments", headers=auth).status_code == 401
+    assert reload(row).revoked_at is not None
