@@ -344,3 +344,25 @@ def test_malformed_ipn_is_refused_without_error(http, code, body):
     assert r.status_code in (400, 404) and "IPN refused" in r.text
     r = http.get(f"/callbacks/{code}/success")
     assert r.status_code == 404
+
+
+def test_refunds_through_the_refund_service(http, shop, run_jobs, code):
+    from app.models import Refund
+    from app.services.refunds import request_refund
+
+    merchant, key = shop
+    payment = _settle_by_query(http, key, code)
+    run_jobs()
+    first = request_refund(payment, 25_050, "one mango was bad", source="test")
+    run_jobs()
+    db.session.rollback()
+    first = db.session.get(Refund, first.id)
+    assert first.status == "succeeded" and first.gateway == code and first.gateway_reference
+    assert payment_by_public_id(payment.public_id).status == "partially_refunded"
+    rest = request_refund(payment_by_public_id(payment.public_id), source="test")
+    assert rest.amount == 100_000
+    run_jobs()
+    db.session.rollback()
+    assert db.session.get(Refund, rest.id).status == "succeeded"
+    payment = payment_by_public_id(payment.public_id)
+    assert payment.status == "refunded" and payment.amount_refunded == 125_050

@@ -420,3 +420,28 @@ def test_offered_to_new_and_demo_merchants(app, http, currency):
 def test_malformed_webhook_is_refused_without_error(http, body):
     r = http.post("/callbacks/stripe/webhook", data=body, headers=signed_headers(body))
     assert r.status_code in (400, 404) and r.json()["received"] is False
+
+
+def test_refunds_through_the_refund_service(http, shop, run_jobs, sdk):
+    from app.models import Refund
+    from app.services.refunds import request_refund
+
+    merchant, key = shop
+    payment, ctx = _settle_by_query(http, key)
+    run_jobs()
+    first = request_refund(payment, 2_500, "damaged", source="test")
+    run_jobs()
+    db.session.rollback()
+    first = db.session.get(Refund, first.id)
+    assert first.status == "succeeded" and first.gateway_reference.startswith("re_test_")
+    assert payment_by_public_id(payment.public_id).status == "partially_refunded"
+    rest = request_refund(payment_by_public_id(payment.public_id), source="test")
+    run_jobs()
+    db.session.rollback()
+    assert db.session.get(Refund, rest.id).status == "succeeded"
+    payment = payment_by_public_id(payment.public_id)
+    assert payment.status == "refunded" and payment.amount_refunded == 12_500
+    stripe_refund = sdk.v1.refunds.retrieve(first.gateway_reference)
+    assert stripe_refund.amount == 2_500 and stripe_refund.metadata["refund_id"] == first.public_id
+    refunded = [e for e in callback_events(payment) if "refunded" in e.message]  # charge.refunded, acknowledged
+    assert len(refunded) == 2 and all(e.verified for e in refunded)
