@@ -1,8 +1,14 @@
 """The RQ worker: `python worker.py` processes Paysmith's queues with RQ's scheduler (like
 `rq worker --with-scheduler`), on the app's own config and Redis, with the app context pushed so jobs can
-use the database. Run several for more throughput; each also keeps the periodic sweeps scheduled.
+use the database. Run several for more throughput (each forks a work horse per job, so a slow webhook
+endpoint holds one worker for at most its timeout); each also keeps the periodic sweeps scheduled, and RQ
+lets only one of them move scheduled jobs at a time.
+
+    python worker.py            # work forever
+    python worker.py --burst    # work until the queues are empty, then exit
 """
 
+import argparse
 import logging
 
 from rq import Worker
@@ -12,16 +18,20 @@ from app.extensions import db, get_queue, get_redis
 from app.jobs import QUEUES
 
 
-def main():
+def main(argv=None):
+    parser = argparse.ArgumentParser(description="Paysmith RQ worker")
+    parser.add_argument("--burst", action="store_true", help="exit when the queues are empty")
+    args = parser.parse_args(argv)
     app = create_app()
     with app.app_context():
-        db.engine.dispose()  # no pooled connection may cross the work horse's fork()
         from app.jobs.schedule import ensure_periodic_jobs
 
-        ensure_periodic_jobs()
+        if not args.burst:
+            ensure_periodic_jobs()
+        db.engine.dispose()  # no pooled connection may cross the work horse's fork()
         worker = Worker([get_queue(name) for name in QUEUES], connection=get_redis())
         logging.getLogger(__name__).info("worker listening on %s", ", ".join(QUEUES))
-        worker.work(with_scheduler=True)
+        worker.work(burst=args.burst, with_scheduler=not args.burst)
 
 
 if __name__ == "__main__":

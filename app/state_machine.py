@@ -111,3 +111,60 @@ def transition(payment, to, *, reason, source, data=None, late_success=False, ch
         db.session.flush()
         return True
     return False
+
+
+def transition_many(candidates, to, *, reason, source, changes=None):
+    """Set-based `transition()` for batches (the expiry sweep): same compare-and-set, timeline and outbox.
+
+    candidates: (payment id, status, version) as read by the caller. One UPDATE moves every row that still
+    has that status and version and may go to `to`; rows that changed meanwhile are left alone. For each
+    moved payment a timeline event and an outbox event are written, in bulk. Flushes; the caller commits.
+    Returns the ids moved.
+    """
+    from datetime import UTC
+
+    from sqlalchemy import insert, select, tuple_
+
+    from app import security
+    from app.models import OutboxEvent
+    from app.serializers import payment_dict
+
+    to = Status(to)
+    allowed = [(pid, Status(s), v) for pid, s, v in candidates if can_transition(s, to)]
+    if not allowed:
+        return []
+    now = utcnow()
+    values = dict(changes or {})
+    values.update(status=to.value, version=Payment.version + 1, updated_at=now)
+    moved = db.session.execute(
+        update(Payment)
+        .where(tuple_(Payment.id, Payment.status, Payment.version).in_(
+            [(pid, s.value, v) for pid, s, v in allowed]))
+        .values(**values)
+        .returning(Payment.id)
+        .execution_options(synchronize_session=False)
+    ).scalars().all()
+    if not moved:
+        return []
+    before = {pid: s for pid, s, _ in allowed}
+    db.session.execute(insert(PaymentEvent), [
+        {"payment_id": pid, "kind": "status_change", "from_status": before[pid].value, "to_status": to.value,
+         "message": f"{reason} [{source}]", "created_at": now} for pid in moved
+    ])
+    created = int(now.replace(tzinfo=UTC).timestamp())
+    rows = []
+    payments = db.session.scalars(
+        select(Payment).where(Payment.id.in_(moved)).execution_options(populate_existing=True)
+    ).all()
+    for payment in payments:
+        event_id = security.public_id("evt")
+        rows.append({
+            "public_id": event_id, "merchant_id": payment.merchant_id, "payment_id": payment.id,
+            "type": f"payment.{to.value}", "delivery_status": "pending", "attempts": 0,
+            "next_attempt_at": now, "created_at": now,
+            "payload": {"id": event_id, "object": "event", "type": f"payment.{to.value}", "created": created,
+                        "data": {"object": payment_dict(payment)}},
+        })
+    event_ids = db.session.execute(insert(OutboxEvent).returning(OutboxEvent.id), rows).scalars().all()
+    db.session.info.setdefault("outbox_new", []).extend(event_ids)
+    return moved

@@ -28,6 +28,7 @@ import json
 import time
 
 from flask import current_app
+from redis.exceptions import LockError
 
 from app.extensions import get_redis
 from app.gateways.base import (
@@ -101,8 +102,11 @@ class BkashGateway(Gateway):
         return {"id_token": data["id_token"], "refresh_token": data.get("refresh_token"),
                 "expires_at": time.time() + expires_in}
 
-    def token(self, ctx, *, force=False):
-        """The merchant account's id_token: cached, refreshed before expiry, granted only when needed."""
+    def token(self, ctx, *, stale=None):
+        """The merchant account's id_token: cached, refreshed before expiry, granted only when needed.
+
+        `stale` is a token bKash refused: it is replaced once, however many requests found it refused.
+        """
         redis = get_redis()
         key = _account_key(ctx) + ":token"
 
@@ -110,15 +114,18 @@ class BkashGateway(Gateway):
             raw = redis.get(key)
             cached = json.loads(raw) if raw else None
             fresh = cached and cached["expires_at"] - REFRESH_MARGIN_SECONDS > time.time()
-            return cached, (cached["id_token"] if fresh and not force else None)
+            return cached, (cached["id_token"] if fresh and cached["id_token"] != stale else None)
 
         cached, token = usable()
         if token:
             return token
-        with redis.lock(key + ":lock", timeout=self.timeout_seconds * 2 + 5,
-                        blocking_timeout=self.timeout_seconds * 2 + 5):
+        lock = redis.lock(key + ":lock", timeout=self.timeout_seconds * 2 + 5,
+                          blocking_timeout=self.timeout_seconds * 2 + 5)
+        if not lock.acquire():
+            raise GatewayError("another request is still asking bKash for a token")
+        try:
             cached, token = usable()  # another request may have refreshed it while we waited
-            if token and not force:
+            if token:
                 return token
             fresh = None
             if cached and cached.get("refresh_token"):
@@ -130,6 +137,11 @@ class BkashGateway(Gateway):
                 fresh = self._token_call(ctx, "token/grant", {})
             redis.set(key, json.dumps(fresh), ex=TOKEN_CACHE_SECONDS)
             return fresh["id_token"]
+        finally:
+            try:
+                lock.release()
+            except LockError:
+                pass  # it expired while bKash was slow; the token we got is still good
 
     # --- calls ------------------------------------------------------------------------------------------
 
@@ -148,12 +160,13 @@ class BkashGateway(Gateway):
         return data
 
     def _call(self, ctx, path, body, *, timeout=None, retry_auth=True):
-        headers = {"Authorization": self.token(ctx), "X-APP-Key": ctx.credentials.get("app_key", ""),
+        token = self.token(ctx)
+        headers = {"Authorization": token, "X-APP-Key": ctx.credentials.get("app_key", ""),
                    "Accept": "application/json"}
         response = self.http("POST", f"{ctx.base_url}{API_PATH}/{path}", headers=headers, json=body,
                              timeout=timeout or self.timeout_seconds)
         if response.status_code in (401, 403) and retry_auth:
-            self.token(ctx, force=True)  # bKash revoked or expired our token early: one new one, once
+            self.token(ctx, stale=token)  # bKash revoked or expired our token early: one new one, once
             return self._call(ctx, path, body, timeout=timeout, retry_auth=False)
         return self._answer(response)
 
@@ -180,17 +193,20 @@ class BkashGateway(Gateway):
     def _query_status(self, ctx, payment_id):
         return self._call(ctx, "payment/status", {"paymentID": payment_id})
 
+    def _execute_key(self, ctx, payment_id):
+        return f"{_account_key(ctx)}:execute:{payment_id}"
+
     def execute_once(self, ctx, payment_id):
         """bKash's answer about this payment, with `execute` called at most once ever per paymentID.
 
         Returns ("execute", answer) for execute's answer (first call or a duplicate re-using it), or
-        ("query", answer) when execute timed out (now or in an earlier request) and bKash was asked instead.
-        Raises GatewayError for an execute refused with an error code (the guard is released: nothing was
-        executed, the shopper may still complete) or when nothing could be learned.
+        ("query", answer) when execute gave no answer (now or in an earlier request) and bKash was asked
+        instead. Raises GatewayError for an execute refused with an error code (the guard is released:
+        nothing was executed, the shopper may still complete) or when nothing could be learned.
         """
         redis = get_redis()
-        key = f"{_account_key(ctx)}:execute:{payment_id}"
-        if redis.set(key, PENDING, nx=True, ex=ANSWER_TTL_SECONDS):
+        key = self._execute_key(ctx, payment_id)
+        if redis.set(key, f"{PENDING}:{time.time()}", nx=True, ex=ANSWER_TTL_SECONDS):
             try:
                 answer = self._call(ctx, "execute", {"paymentID": payment_id}, timeout=self._execute_timeout())
             except GatewayError as exc:
@@ -201,27 +217,30 @@ class BkashGateway(Gateway):
                 raise
             redis.set(key, json.dumps(answer), ex=ANSWER_TTL_SECONDS)
             return "execute", answer
-        deadline = time.time() + self._execute_timeout() + 5
         while True:  # another request holds the guard: wait for its answer, never execute again
-            raw = redis.get(key)
-            state = raw.decode() if raw else None
+            state = self.execute_state(ctx, payment_id)
             if state == TIMED_OUT:
                 return "query", self._query_status(ctx, payment_id)
-            if state and state != PENDING:
-                return "execute", json.loads(state)
+            if isinstance(state, dict):
+                return "execute", state
             if state is None:  # the other request's execute was refused and released; ours may go now
                 return self.execute_once(ctx, payment_id)
-            if time.time() > deadline:
-                raise GatewayError("bKash execute is still in progress in another request")
             time.sleep(0.05)
 
     def execute_state(self, ctx, payment_id):
-        """None (never executed), 'pending', 'timeout' or execute's answer (a dict)."""
-        raw = get_redis().get(f"{_account_key(ctx)}:execute:{payment_id}")
+        """None (never executed), PENDING (running), TIMED_OUT (no answer) or execute's answer (a dict).
+
+        A guard left pending longer than the execute timeout (its process died mid-call) counts as no
+        answer: bKash may have executed, so it is settled by a query, never by a second execute.
+        """
+        raw = get_redis().get(self._execute_key(ctx, payment_id))
         if raw is None:
             return None
         state = raw.decode()
-        return state if state in (PENDING, TIMED_OUT) else json.loads(state)
+        if state.startswith(PENDING + ":"):
+            started = float(state.partition(":")[2])
+            return PENDING if time.time() - started < self._execute_timeout() + 5 else TIMED_OUT
+        return TIMED_OUT if state == TIMED_OUT else json.loads(state)
 
     # --- callbacks --------------------------------------------------------------------------------------
 

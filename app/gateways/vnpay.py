@@ -128,6 +128,11 @@ def from_vnp_amount(value):
     return int(text) // SCALE
 
 
+def _transaction_no(value):
+    """VNPay's transaction number; VNPay sends 0 when no transaction happened (a cancel)."""
+    return value if value not in (None, "", "0") else None
+
+
 class VNPayGateway(Gateway):
     code = "vnpay"
     name = "VNPay"
@@ -193,7 +198,7 @@ class VNPayGateway(Gateway):
             currency="VND",
             payment_id=params.get("vnp_TxnRef"),
             gateway_reference=params.get("vnp_TxnRef"),
-            gateway_transaction_id=params.get("vnp_TransactionNo") or None,
+            gateway_transaction_id=_transaction_no(params.get("vnp_TransactionNo")),
             trusted=kind == "ipn",
             needs_review=outcome == Outcome.PROCESSING,
             failure_code=None if outcome == Outcome.SUCCEEDED else f"vnpay_{code}",
@@ -251,7 +256,7 @@ class VNPayGateway(Gateway):
             currency="VND",
             payment_id=data.get("vnp_TxnRef"),
             gateway_reference=data.get("vnp_TxnRef"),
-            gateway_transaction_id=data.get("vnp_TransactionNo") or None,
+            gateway_transaction_id=_transaction_no(data.get("vnp_TransactionNo")),
             needs_review=status == "07",
             failure_code=f"vnpay_status_{status}" if outcome == Outcome.FAILED else None,
             message=data.get("vnp_Message"),

@@ -4,6 +4,7 @@ import importlib
 import json
 import logging
 from datetime import timedelta
+from decimal import Decimal, InvalidOperation
 
 import requests
 from flask import current_app
@@ -59,3 +60,14 @@ def send_notification(method, url, *, delays, accept=None, sign=None, attempt=0,
             delays=delays, accept=accept, sign=sign, attempt=attempt + 1, **request_kwargs,
         )
     return ok
+
+
+def decimal_amount(value, most=None, places=2):
+    """A gateway's positive decimal-string amount with at most `places` decimals (and at most `most`), else None."""
+    try:
+        amount = Decimal(value) if isinstance(value, str) else None
+    except InvalidOperation:
+        return None
+    if amount is None or not amount.is_finite() or amount <= 0 or amount.as_tuple().exponent < -places:
+        return None
+    return amount if most is None or amount <= most else None

@@ -15,16 +15,17 @@ A `success` on the wallet page only authorises the payment; it is `Completed` on
 Error codes are bKash's published ones (developer.bka.sh/docs/error-codes, via gateways.md §4).
 """
 
+import functools
 import hmac
 import secrets
 import time
 from datetime import UTC, datetime, timedelta, timezone
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 
 from flask import Blueprint, jsonify, redirect, render_template, request
 
 from app.extensions import get_redis
-from app.sandbox._common import load, save
+from app.sandbox._common import decimal_amount, load, save
 
 CODE = "bkash"
 API = "/v1.2.0-beta/tokenized/checkout"
@@ -92,12 +93,6 @@ def _same(a, b):
     return hmac.compare_digest(str(a or "").encode(), str(b or "").encode())
 
 
-def _credentials_ok():
-    creds = SANDBOX_CREDENTIALS
-    return (_same(request.headers.get("username"), creds["username"])
-            and _same(request.headers.get("password"), creds["password"]))
-
-
 def _issue_token():
     id_token = "eyJraWQiOiJzYW5kYm94In0." + secrets.token_urlsafe(48)
     refresh_token = "eyJjdHkiOiJKV1QifQ." + secrets.token_urlsafe(48)
@@ -108,14 +103,23 @@ def _issue_token():
                     "token_type": "Bearer", "expires_in": TOKEN_SECONDS, "refresh_token": refresh_token})
 
 
+def _token_refusal(body):
+    """bKash's answer to a token call with wrong credentials, or None when they are right."""
+    creds = SANDBOX_CREDENTIALS
+    if not (_same(request.headers.get("username"), creds["username"])
+            and _same(request.headers.get("password"), creds["password"])):
+        return _unauthorized()
+    if not (_same(body.get("app_key"), creds["app_key"]) and _same(body.get("app_secret"), creds["app_secret"])):
+        return _error("2001")
+    return None
+
+
 @bp.post(f"{API}/token/grant")
 def grant():
     body = request.get_json(silent=True) or {}
-    if not _credentials_ok():
-        return _unauthorized()
-    if not (_same(body.get("app_key"), SANDBOX_CREDENTIALS["app_key"])
-            and _same(body.get("app_secret"), SANDBOX_CREDENTIALS["app_secret"])):
-        return _error("2001")
+    refusal = _token_refusal(body)
+    if refusal:
+        return refusal
     _count("grant")
     return _issue_token()
 
@@ -123,11 +127,9 @@ def grant():
 @bp.post(f"{API}/token/refresh")
 def refresh():
     body = request.get_json(silent=True) or {}
-    if not _credentials_ok():
-        return _unauthorized()
-    if not (_same(body.get("app_key"), SANDBOX_CREDENTIALS["app_key"])
-            and _same(body.get("app_secret"), SANDBOX_CREDENTIALS["app_secret"])):
-        return _error("2001")
+    refusal = _token_refusal(body)
+    if refusal:
+        return refusal
     if not body.get("refresh_token") or not get_redis().delete(_key("refresh_token", str(body["refresh_token"]))):
         return _unauthorized()
     _count("refresh")
@@ -163,11 +165,7 @@ def create():
         return _error("2007")
     if body["intent"] not in ("sale", "authorization"):
         return _error("2008")
-    try:
-        amount = Decimal(str(body["amount"]))
-    except InvalidOperation:
-        return _error("2006")
-    if not isinstance(body["amount"], str) or not amount.is_finite() or amount <= 0 or amount.as_tuple().exponent < -2:
+    if decimal_amount(body["amount"]) is None:
         return _error("2006")
     payment_id = "TR0011" + secrets.token_hex(8).upper()
     payment = {
@@ -188,26 +186,38 @@ def create():
                     "cancelledCallbackURL": back + "&status=cancel"})
 
 
-def _payment_from_body():
-    body = request.get_json(silent=True) or {}
-    payment_id = str(body.get("paymentID") or "")
-    return body, (load(CODE, "payment", payment_id) if payment_id else None)
+def _payment_call(view):
+    """An API view on the payment named by the body's paymentID, behind the id_token check."""
+
+    @functools.wraps(view)
+    def wrapper():
+        if not _authorized():
+            return _unauthorized()
+        body = request.get_json(silent=True)
+        body = body if isinstance(body, dict) else {}
+        payment_id = str(body.get("paymentID") or "")
+        payment = load(CODE, "payment", payment_id) if payment_id else None
+        if payment is None:
+            return _error("2002")
+        return view(body, payment)
+
+    return wrapper
+
+
+def _trx_id():
+    return "".join(secrets.choice("ABCDEFGHJKLMNPQRSTUVWXYZ0123456789") for _ in range(10))
 
 
 @bp.post(f"{API}/execute")
-def execute():
-    if not _authorized():
-        return _unauthorized()
-    _, payment = _payment_from_body()
-    if payment is None:
-        return _error("2002")
+@_payment_call
+def execute(body, payment):
     _count("execute")
     if payment["executed"]:
         return _error("2117")
     if not payment["authorized"] or payment["transactionStatus"] != "Initiated":
         return _error("2056")
     payment.update(executed=True, transactionStatus="Completed", paymentExecuteTime=_now_text(),
-                   trxID="".join(secrets.choice("ABCDEFGHJKLMNPQRSTUVWXYZ0123456789") for _ in range(10)))
+                   trxID=_trx_id())
     save(CODE, "payment", payment["paymentID"], payment)
     delay = get_redis().get(_key("execute_delay"))
     if delay:  # completed at bKash, but the answer is late (the merchant's timeout fires first)
@@ -216,36 +226,24 @@ def execute():
 
 
 @bp.post(f"{API}/payment/status")
-def status():
-    if not _authorized():
-        return _unauthorized()
-    _, payment = _payment_from_body()
-    if payment is None:
-        return _error("2002")
+@_payment_call
+def status(body, payment):
     _count("query")
     return jsonify({"statusCode": "0000", "statusMessage": "Successful", **_public(payment)})
 
 
 @bp.post(f"{API}/payment/refund")
-def refund():
-    if not _authorized():
-        return _unauthorized()
-    body, payment = _payment_from_body()
-    if payment is None:
-        return _error("2002")
+@_payment_call
+def refund(body, payment):
     if not body.get("trxID") or body.get("amount") in (None, ""):
         return _error("2065")
     if body["trxID"] != payment.get("trxID") or payment["transactionStatus"] != "Completed":
         return _error("2056")
-    try:
-        amount = Decimal(str(body["amount"]))
-    except InvalidOperation:
-        return _error("2006")
     refunded = Decimal(payment["refunded"])
-    if not amount.is_finite() or amount <= 0 or amount.as_tuple().exponent < -2 or \
-            refunded + amount > Decimal(payment["amount"]):
+    amount = decimal_amount(body["amount"], most=Decimal(payment["amount"]) - refunded)
+    if amount is None:
         return _error("2006")
-    refund_trx = "".join(secrets.choice("ABCDEFGHJKLMNPQRSTUVWXYZ0123456789") for _ in range(10))
+    refund_trx = _trx_id()
     payment["refunded"] = str(refunded + amount)
     payment["refunds"].append({"refundTrxID": refund_trx, "amount": str(amount)})
     save(CODE, "payment", payment["paymentID"], payment)

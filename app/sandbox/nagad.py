@@ -19,7 +19,7 @@ import json
 import re
 import secrets
 from datetime import UTC, datetime, timedelta, timezone
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from urllib.parse import urlencode
 
 from cryptography.exceptions import InvalidSignature
@@ -27,7 +27,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding
 from flask import Blueprint, jsonify, redirect, render_template, request
 
-from app.sandbox._common import load, save
+from app.sandbox._common import decimal_amount, load, save
 
 CODE = "nagad"
 DHAKA = timezone(timedelta(hours=6))
@@ -200,12 +200,7 @@ def complete(reference):
         return _error("InvalidSensitiveData", "Sensitive data does not match the initialized order")
     if data.get("currencyCode") != "050":
         return _error("InvalidCurrency", "Currency code must be 050")
-    try:
-        amount = Decimal(str(data.get("amount")))
-    except InvalidOperation:
-        return _error("InvalidAmount", "Amount is invalid")
-    if not isinstance(data.get("amount"), str) or not amount.is_finite() or amount <= 0 or \
-            amount.as_tuple().exponent < -2:
+    if decimal_amount(data.get("amount")) is None:
         return _error("InvalidAmount", "Amount is invalid")
     callback = str(body.get("merchantCallbackURL") or "")
     if not callback.startswith(("http://", "https://")):
@@ -258,14 +253,10 @@ def cancel():
         return _error("InvalidSensitiveData", "referenceNo is required")
     if key in session["refunds"]:  # the same refund asked again: the same answer
         return _sealed(session["refunds"][key])
-    try:
-        amount = Decimal(str(data.get("cancelAmount")))
-    except InvalidOperation:
-        return _error("InvalidAmount", "Cancel amount is invalid")
     done = Decimal(session["cancelled"])
-    if not amount.is_finite() or amount <= 0 or amount.as_tuple().exponent < -2 or \
-            done + amount > Decimal(session["amount"]):
-        return _error("InvalidAmount", "Cancel amount exceeds the refundable amount")
+    amount = decimal_amount(data.get("cancelAmount"), most=Decimal(session["amount"]) - done)
+    if amount is None:
+        return _error("InvalidAmount", "Cancel amount is invalid or exceeds the refundable amount")
     answer = {"paymentRefId": reference, "referenceNo": key, "cancelAmount": data["cancelAmount"],
               "cancelTrxId": "NGC" + secrets.token_hex(5).upper(), "status": "Success",
               "cancelDateTime": _dhaka_now().strftime("%Y%m%d%H%M%S")}

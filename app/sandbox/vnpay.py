@@ -21,6 +21,8 @@ SANDBOX_CREDENTIALS = {"tmn_code": "PSMITH01", "hash_secret": "PAYSMITHSANDBOXVN
 #: IPN retry intervals after each attempt not answered 00/02 (VNPay's real schedule is not published).
 IPN_RETRIES = [60, 300, 900, 1800, 3600]
 TZ = timezone(timedelta(hours=7))
+#: VNPay's accepted amounts in VND (its sandbox's own error message states the range).
+MIN_AMOUNT, MAX_AMOUNT = 5_000, 1_000_000_000
 PAY_REQUIRED = ["vnp_Version", "vnp_Command", "vnp_TmnCode", "vnp_Amount", "vnp_CurrCode", "vnp_TxnRef",
                 "vnp_OrderInfo", "vnp_OrderType", "vnp_Locale", "vnp_ReturnUrl", "vnp_IpAddr", "vnp_CreateDate"]
 #: The outcome buttons: (vnp_ResponseCode, vnp_TransactionStatus).
@@ -82,6 +84,9 @@ def pay():
             or not amount.isdigit() or int(amount) < 100 or int(amount) % 100 or params.get("vnp_CurrCode") != "VND":
         return _error_page("03", "Dữ liệu gửi sang không đúng định dạng (invalid data format): "
                            + ", ".join(missing or ["vnp_Version/vnp_Command/vnp_Amount/vnp_CurrCode"]))
+    if not MIN_AMOUNT <= int(amount) // 100 < MAX_AMOUNT:
+        return _error_page("03", "Số tiền giao dịch không hợp lệ. Số tiền hợp lệ từ 5,000 đến dưới 1 tỷ đồng "
+                                 "(amount must be from 5,000 VND to under 1 billion VND).")
     expire = params.get("vnp_ExpireDate")
     if expire and expire <= _now().strftime("%Y%m%d%H%M%S"):
         return _error_page("11", "Giao dịch đã quá thời gian chờ thanh toán (payment time expired).")

@@ -8,6 +8,7 @@
       var left = Math.max(0, Math.round((deadline - Date.now()) / 1000));
       var h = Math.floor(left / 3600), m = Math.floor((left % 3600) / 60), s = left % 60;
       text.textContent = h > 0 ? h + 'h ' + (m < 10 ? '0' : '') + m + 'm' : m + ':' + (s < 10 ? '0' : '') + s;
+      el.classList.toggle('urgent', left <= 60);
       if (left === 0) {
         el.classList.add('expired');
         text.textContent = 'expired';

@@ -1,8 +1,10 @@
 """Helpers for the bKash and Nagad tests: a BDT payment through the API and checkout, real HTTP throughout."""
 
 import threading
+from dataclasses import replace
 from urllib.parse import parse_qs, urlsplit
 
+import requests
 from sqlalchemy import select
 
 from app.extensions import db
@@ -51,6 +53,45 @@ def choose_outcome(http, page_url, outcome, **fields):
     return r.headers["Location"]
 
 
+def pay(http, factories, code, outcome="success", amount=125_050, **fields):
+    """(merchant, payment, return URL) after the shopper pressed `outcome` on the gateway's page."""
+    merchant, payment, page_url = start(http, factories, code, amount)
+    return merchant, payment, choose_outcome(http, page_url, outcome, **fields)
+
+
+def return_to_result(http, payment, back):
+    """Follow the gateway's return: we answer with our result page; returns its HTML."""
+    r = http.get(back, allow_redirects=False)
+    assert r.status_code == 303 and r.headers["Location"] == f"/pay/{payment.checkout_token}/result"
+    page = http.get(r.headers["Location"])
+    assert page.status_code == 200
+    return page.text
+
+
+def assert_applied_once(payment, status):
+    """Exactly one transition to `status`, with exactly one merchant webhook event for it."""
+    db.session.rollback()
+    db.session.refresh(payment)
+    assert payment.status == status
+    assert len(transitions(payment, status)) == 1
+    assert outbox_types(payment).count(f"payment.{status}") == 1
+
+
+def duplicate_return(http, payment, back):
+    """The same return twice in a row: one transition, the second one recorded as already applied."""
+    http.get(back)
+    http.get(back)
+    assert_applied_once(payment, "succeeded")
+    assert callbacks(payment)[-1].message.endswith("(already applied, no change)")
+
+
+def concurrent_returns(payment, back, n=4):
+    """The same return n times at once (threads + barrier) against the live server: one transition."""
+    answers = at_once(n, lambda: requests.get(back, allow_redirects=False, timeout=60))
+    assert all(a.status_code == 303 for a in answers)
+    assert_applied_once(payment, "succeeded")
+
+
 def query_of(url):
     return {k: v[0] for k, v in parse_qs(urlsplit(url).query).items()}
 
@@ -81,6 +122,15 @@ def adapter_and_context(payment, code):
     db.session.rollback()
     db.session.refresh(payment)
     return get_gateway(code), payment_info(payment, code), context_for(payment.merchant.gateway_account(code))
+
+
+def pay_another_amount_for(http, payment, code, amount, **fields):
+    """Pay, at the gateway, an order for `amount` that is attached to `payment` (a tampered amount), and return."""
+    gateway, info, ctx = adapter_and_context(payment, code)
+    other = gateway.start(replace(info, amount=amount), ctx)
+    payment.gateway_reference = other.gateway_reference
+    db.session.commit()
+    http.get(choose_outcome(http, other.action.url, "success", **fields))
 
 
 def at_once(n, fn):

@@ -135,3 +135,24 @@ def assert_offered_everywhere(app, http, code, currency):
     link = re.search(rf"Pay a demo order \({currency}\): \S+(/pay/\S+)", seeded.output).group(1)
     page = http.get(link)
     assert page.status_code == 200 and f'value="{code}"' in page.text
+
+
+def adapter_for(payment, code):
+    """(adapter, PaymentInfo, GatewayContext) for calling gateway `code` about `payment` directly."""
+    from app.gateways import get_gateway
+    from app.services.gateways import context_for, payment_info
+
+    db.session.rollback()
+    db.session.refresh(payment)
+    return get_gateway(code), payment_info(payment, code), context_for(payment.merchant.gateway_account(code))
+
+
+def settle_by_query(payment, code):
+    """Ask the gateway about `payment` and apply its answer as reconciliation does; return (result, applied)."""
+    from app.services.callbacks import apply_result
+
+    gateway, info, ctx = adapter_for(payment, code)
+    result = gateway.query(info, ctx)
+    applied, _ = apply_result(payment, code, result, source="reconcile")
+    db.session.commit()
+    return result, applied

@@ -4,7 +4,6 @@ import json
 import time
 
 import pytest
-import requests
 
 from app.extensions import db, get_redis
 from app.gateways.base import GatewayError, Outcome
@@ -14,13 +13,19 @@ from app.sandbox import bkash as sim
 from app.services.callbacks import apply_result
 from tests.gateways._bd_helpers import (
     adapter_and_context,
+    assert_applied_once,
     at_once,
     callbacks,
     choose_method,
     choose_outcome,
+    concurrent_returns,
     create_payment,
+    duplicate_return,
     outbox_types,
+    pay,
+    pay_another_amount_for,
     query_of,
+    return_to_result,
     start,
     transitions,
 )
@@ -28,9 +33,7 @@ from tests.helpers import csrf_token, reload
 
 
 def _pay(http, factories, outcome="success", amount=125_050):
-    merchant, payment, wallet_url = start(http, factories, "bkash", amount)
-    back = choose_outcome(http, wallet_url, outcome, wallet="01770618575")
-    return merchant, payment, back
+    return pay(http, factories, "bkash", outcome, amount, wallet="01770618575")
 
 
 def test_success_full_path(http, factories):
@@ -38,13 +41,9 @@ def test_success_full_path(http, factories):
     params = query_of(back)
     assert back.startswith(http.base_url + "/callbacks/bkash/return?")
     assert params["status"] == "success" and params["paymentID"] == reload(payment).gateway_reference
-    r = http.get(back, allow_redirects=False)
-    assert r.status_code == 303 and r.headers["Location"] == f"/pay/{payment.checkout_token}/result"
-    assert "Payment successful" in http.get(r.headers["Location"]).text
-    payment = reload(payment)
-    assert payment.status == "succeeded"
+    assert "Payment successful" in return_to_result(http, payment, back)
+    assert_applied_once(payment, "succeeded")
     assert payment.gateway_transaction_id and payment.card_summary == "bKash 01770618575"
-    assert "payment.succeeded" in outbox_types(payment)
     assert sim.stats("execute") == 1 and sim.stats("query") == 0  # never query what execute answered
     event = callbacks(payment)[0]
     assert event.verified is True and event.data["via"] == "execute"
@@ -73,23 +72,14 @@ def test_failure_and_cancel_confirmed_by_query(http, factories, outcome, status)
 
 def test_duplicate_return_applies_once_and_never_executes_twice(http, factories):
     merchant, payment, back = _pay(http, factories)
-    http.get(back)
-    http.get(back)
-    assert reload(payment).status == "succeeded"
-    assert len(transitions(payment, "succeeded")) == 1
+    duplicate_return(http, payment, back)
     assert sim.stats("execute") == 1 and sim.stats("query") == 0
-    assert callbacks(payment)[-1].message.endswith("(already applied, no change)")
-    assert outbox_types(payment).count("payment.succeeded") == 1
 
 
 def test_concurrent_returns_one_transition_one_execute(http, factories):
     merchant, payment, back = _pay(http, factories)
-    answers = at_once(4, lambda: requests.get(back, allow_redirects=False, timeout=60))
-    assert all(a.status_code == 303 for a in answers)
-    assert reload(payment).status == "succeeded"
-    assert len(transitions(payment, "succeeded")) == 1
+    concurrent_returns(payment, back)
     assert sim.stats("execute") == 1
-    assert outbox_types(payment).count("payment.succeeded") == 1
 
 
 def test_forged_success_for_an_unpaid_payment_is_refused(http, factories):
@@ -130,12 +120,7 @@ def test_unknown_and_malformed_returns(http, factories):
 def test_tampered_amount_is_refused(http, factories):
     """A bKash payment for another amount attached to ours: execute's amount does not match ours."""
     merchant, payment, _ = start(http, factories, "bkash", amount=125_050)
-    gateway, info, ctx = adapter_and_context(payment, "bkash")
-    other = gateway.start(info.__class__(**{**info.__dict__, "amount": 100}), ctx)
-    payment.gateway_reference = other.gateway_reference
-    db.session.commit()
-    back = choose_outcome(http, other.action.url, "success", wallet="01770618575")
-    http.get(back)
+    pay_another_amount_for(http, payment, "bkash", 100, wallet="01770618575")
     assert reload(payment).status == "processing"
     event = callbacks(payment)[-1]
     assert event.verified is False and "amount 100 does not match 125050" in event.message
@@ -265,3 +250,28 @@ def test_bkash_error_on_start_is_on_the_timeline(http, factories):
     assert "2001" in event.message and "Invalid App Key" in event.message
     assert event.data == {"statusCode": "2001", "statusMessage": "Invalid App Key"}
     assert reload(payment).status == "pending"
+
+
+def test_a_guard_left_pending_by_a_dead_process_is_settled_by_query(http, factories):
+    """A process died after sending execute: bKash may have executed, so we query, never execute again."""
+    merchant, payment, back = _pay(http, factories)
+    gateway, info, ctx = adapter_and_context(payment, "bkash")
+    get_redis().set(gateway._execute_key(ctx, payment.gateway_reference), f"pending:{time.time() - 3600}")
+    http.get(back)
+    assert sim.stats("execute") == 0 and sim.stats("query") == 1
+    assert reload(payment).status == "processing"  # bKash says Initiated: nothing to apply yet
+    assert callbacks(payment)[-1].data["via"] == "query"
+
+
+def test_many_requests_refused_one_token_replace_it_once(app, http, factories):
+    merchant, payment, _ = start(http, factories, "bkash")
+    gateway, info, ctx = adapter_and_context(payment, "bkash")
+    stale = gateway.token(ctx)
+    get_redis().delete(f"sandbox:bkash:id_token:{stale}")
+
+    def replace():
+        with app.app_context():
+            return gateway.token(ctx, stale=stale)
+
+    assert len(set(at_once(4, replace))) == 1
+    assert sim.stats("grant") + sim.stats("refresh") == 2

@@ -1,20 +1,18 @@
 """Khalti ePayment through real HTTP: API → checkout → simulator → return (never trusted: lookup decides),
 and the adapter's query and refunds."""
 
+from dataclasses import replace
 from urllib.parse import urlencode
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from app.extensions import db
-from app.gateways import get_gateway
 from app.gateways.base import CallbackRequest, GatewayError
 from app.gateways.khalti import result_from_lookup
 from app.sandbox._common import load, save
-from app.services.callbacks import apply_result
-from app.services.gateways import context_for, payment_info
 from tests.gateways.helpers import (
+    adapter_for,
     api_payment,
     assert_offered_everywhere,
     choose_method,
@@ -24,6 +22,7 @@ from tests.gateways.helpers import (
     outbox_types,
     query_of,
     race,
+    settle_by_query,
     transitions,
     unmatched_callbacks,
 )
@@ -141,26 +140,18 @@ def test_unknown_order_is_404_and_kept(http):
     assert [e.verified for e in unmatched_callbacks(KH)] == [False]
 
 
-def _adapter(payment):
-    db.session.rollback()
-    db.session.refresh(payment)
-    return get_gateway(KH), payment_info(payment, KH), context_for(payment.merchant.gateway_account(KH))
-
 
 def test_query_settles_a_shopper_who_never_came_back(http, factories):
     payment, page_url = start(http, factories)
     choose(http, page_url, "success")  # the browser closes before the return
-    gateway, info, ctx = _adapter(payment)
-    result = gateway.query(info, ctx)
+    result, applied = settle_by_query(payment, KH)
     assert result.outcome == "succeeded" and result.amount == 150_000
-    applied, _ = apply_result(payment, KH, result, source="reconcile")
-    db.session.commit()
     assert applied and reload(payment).status == "succeeded"
 
 
 def test_partial_and_full_refund(http, factories):
     payment, _ = pay(http, factories)
-    gateway, info, ctx = _adapter(payment)
+    gateway, info, ctx = adapter_for(payment, KH)
     assert gateway.refund(info, 50_000, "rf_1", ctx).status == "succeeded"
     assert gateway.query(info, ctx).outcome == "partially_refunded"
     assert gateway.refund(info, 200_000, "rf_2", ctx).status == "failed"
@@ -171,7 +162,7 @@ def test_partial_and_full_refund(http, factories):
 
 def test_full_refund_sends_an_empty_body(http, factories):
     payment, _ = pay(http, factories, amount=2_000)
-    gateway, info, ctx = _adapter(payment)
+    gateway, info, ctx = adapter_for(payment, KH)
     assert gateway.refund(info, 2_000, "rf_full", ctx).status == "succeeded"
     assert gateway.query(info, ctx).raw["refunded"] is True
 
@@ -187,8 +178,8 @@ def test_amount_below_khaltis_minimum_is_refused_at_checkout(http, factories):
 
 def test_wrong_credentials_get_khaltis_errors(http, factories):
     payment, _ = start(http, factories)
-    gateway, info, ctx = _adapter(payment)
-    wrong = ctx.__class__(**{**ctx.__dict__, "credentials": {"secret_key": "nope"}})
+    gateway, info, ctx = adapter_for(payment, KH)
+    wrong = replace(ctx, credentials={"secret_key": "nope"})
     with pytest.raises(GatewayError, match="Invalid token."):
         gateway.query(info, wrong)
     r = http.post("/sandbox/khalti/api/v2/epayment/lookup/", json={"pidx": "x"},
@@ -206,7 +197,7 @@ def test_lookup_mapping():
 def test_whatever_the_return_says_the_lookup_decides(http, factories):
     payment, page_url = start(http, factories)
     choose(http, page_url, "cancel")
-    gateway, info, ctx = _adapter(payment)
+    gateway, info, ctx = adapter_for(payment, KH)
     truth = gateway.query(info, ctx)
 
     @settings(max_examples=25, deadline=None)

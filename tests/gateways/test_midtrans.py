@@ -9,8 +9,6 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from app.extensions import db
-from app.gateways import get_gateway
 from app.gateways.base import GatewayError
 from app.gateways.midtrans import (
     expiry,
@@ -21,9 +19,8 @@ from app.gateways.midtrans import (
     verify_notification,
 )
 from app.sandbox.midtrans import SANDBOX_CREDENTIALS
-from app.services.callbacks import apply_result
-from app.services.gateways import context_for, payment_info
 from tests.gateways.helpers import (
+    adapter_for,
     api_payment,
     assert_offered_everywhere,
     choose_method,
@@ -33,6 +30,7 @@ from tests.gateways.helpers import (
     outbox_types,
     query_of,
     race,
+    settle_by_query,
     take_notifications,
     transitions,
     unmatched_callbacks,
@@ -114,10 +112,15 @@ def test_failure_and_cancel(http, factories, run_jobs, outcome, status):
     assert f"payment.{status}" in outbox_types(payment)
 
 
-def test_capture_challenge_stays_processing_and_is_flagged(http, factories, run_jobs):
+def test_capture_challenge_stays_processing_flagged_until_the_merchant_cancels(http, factories, run_jobs):
     payment, _ = pay(http, factories, "challenge")
     run_jobs()
     assert reload(payment).status == "processing" and payment.needs_review is True
+    gateway, info, ctx = adapter_for(payment, MT)
+    assert gateway.refund(info, 1_000, "rf_x", ctx).status == "failed"  # nothing captured for sure yet
+    assert gateway.cancel(info, ctx)["transaction_status"] == "cancel"
+    run_jobs()  # Midtrans notifies the cancel
+    assert reload(payment).status == "cancelled"
 
 
 def test_duplicate_notification_applies_once(http, factories):
@@ -172,33 +175,25 @@ def test_malformed_notification_is_400(http):
     assert r.status_code == 400
 
 
-def _adapter(payment):
-    db.session.rollback()
-    db.session.refresh(payment)
-    return get_gateway(MT), payment_info(payment, MT), context_for(payment.merchant.gateway_account(MT))
-
 
 def test_query_settles_a_payment_whose_notification_never_came(http, factories):
     payment, _ = pay(http, factories)
     take_notifications()  # lost
-    gateway, info, ctx = _adapter(payment)
-    result = gateway.query(info, ctx)
+    result, applied = settle_by_query(payment, MT)
     assert result.outcome == "succeeded" and result.amount == 125_000
-    applied, _ = apply_result(payment, MT, result, source="reconcile")
-    db.session.commit()
     assert applied and reload(payment).status == "succeeded"
 
 
 def test_query_before_payment_is_none(http, factories):
     payment, _ = start(http, factories)
-    gateway, info, ctx = _adapter(payment)
+    gateway, info, ctx = adapter_for(payment, MT)
     assert gateway.query(info, ctx).outcome == "none"
 
 
 def test_partial_and_full_refund(http, factories, run_jobs):
     payment, _ = pay(http, factories)
     run_jobs()
-    gateway, info, ctx = _adapter(payment)
+    gateway, info, ctx = adapter_for(payment, MT)
     part = gateway.refund(info, 25_000, "rf_1", ctx)
     assert part.status == "succeeded" and part.raw["transaction_status"] == "partial_refund"
     assert gateway.refund(info, 25_000, "rf_1", ctx).raw["refund_amount"] == "25000.00"  # same key: same refund
@@ -238,7 +233,7 @@ def test_official_sdk_against_the_simulator(http, live_url):
 
 def test_snap_refuses_items_that_do_not_sum(http, factories):
     payment, _ = start(http, factories)
-    gateway, info, ctx = _adapter(payment)
+    gateway, info, ctx = adapter_for(payment, MT)
     broken = info.__class__(**{**info.__dict__, "items": []})
     assert sum(i["price"] * i["quantity"] for i in item_lines(broken)) == info.amount
     with pytest.raises(GatewayError) as exc:

@@ -7,7 +7,6 @@ import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
-import requests
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -25,13 +24,17 @@ from app.sandbox import nagad as sim
 from app.services.callbacks import apply_result
 from tests.gateways._bd_helpers import (
     adapter_and_context,
-    at_once,
+    assert_applied_once,
     callbacks,
     choose_outcome,
+    concurrent_returns,
+    duplicate_return,
     outbox_types,
+    pay,
+    pay_another_amount_for,
     query_of,
+    return_to_result,
     start,
-    transitions,
 )
 from tests.helpers import reload
 
@@ -45,9 +48,7 @@ SAMPLE = {"merchantId": "683002007104225", "orderId": "pay_0123456789abcdef01234
 
 
 def _pay(http, factories, outcome="success", amount=125_050):
-    merchant, payment, page_url = start(http, factories, "nagad", amount)
-    back = choose_outcome(http, page_url, outcome, wallet="01711428036")
-    return merchant, payment, back
+    return pay(http, factories, "nagad", outcome, amount, wallet="01711428036")
 
 
 def test_success_full_path(http, factories):
@@ -56,13 +57,9 @@ def test_success_full_path(http, factories):
     assert back.startswith(http.base_url + "/callbacks/nagad/return?")
     assert params["status"] == "Success" and params["order_id"] == payment.public_id
     assert params["payment_ref_id"] == reload(payment).gateway_reference
-    r = http.get(back, allow_redirects=False)
-    assert r.status_code == 303 and r.headers["Location"] == f"/pay/{payment.checkout_token}/result"
-    assert "Payment successful" in http.get(r.headers["Location"]).text
-    payment = reload(payment)
-    assert payment.status == "succeeded" and payment.gateway_transaction_id
-    assert payment.card_summary == "Nagad 017****8036"
-    assert "payment.succeeded" in outbox_types(payment)
+    assert "Payment successful" in return_to_result(http, payment, back)
+    assert_applied_once(payment, "succeeded")
+    assert payment.gateway_transaction_id and payment.card_summary == "Nagad 017****8036"
     event = callbacks(payment)[-1]
     assert event.verified is True and event.data["nagad"]["status"] == "Success"
 
@@ -77,20 +74,12 @@ def test_failure_and_cancel(http, factories, outcome, status):
 
 def test_duplicate_return_applies_once(http, factories):
     merchant, payment, back = _pay(http, factories)
-    http.get(back)
-    http.get(back)
-    assert len(transitions(payment, "succeeded")) == 1
-    assert callbacks(payment)[-1].message.endswith("(already applied, no change)")
-    assert outbox_types(payment).count("payment.succeeded") == 1
+    duplicate_return(http, payment, back)
 
 
 def test_concurrent_returns_one_transition(http, factories):
     merchant, payment, back = _pay(http, factories)
-    answers = at_once(4, lambda: requests.get(back, allow_redirects=False, timeout=60))
-    assert all(a.status_code == 303 for a in answers)
-    assert reload(payment).status == "succeeded"
-    assert len(transitions(payment, "succeeded")) == 1
-    assert outbox_types(payment).count("payment.succeeded") == 1
+    concurrent_returns(payment, back)
 
 
 def test_forged_success_is_refused(http, factories):
@@ -125,12 +114,7 @@ def test_unknown_and_foreign_references(http, factories):
 def test_tampered_amount_is_refused(http, factories):
     """A Nagad order completed for another amount than ours: verify's amount does not match."""
     merchant, payment, _ = start(http, factories, "nagad", amount=125_050)
-    gateway, info, ctx = adapter_and_context(payment, "nagad")
-    other = gateway.start(info.__class__(**{**info.__dict__, "amount": 100}), ctx)
-    payment.gateway_reference = other.gateway_reference
-    db.session.commit()
-    back = choose_outcome(http, other.action.url, "success", wallet="01711428036")
-    http.get(back)
+    pay_another_amount_for(http, payment, "nagad", 100, wallet="01711428036")
     assert reload(payment).status == "processing"
     event = callbacks(payment)[-1]
     assert event.verified is False and "amount 100 does not match 125050" in event.message

@@ -292,3 +292,42 @@ def test_wrong_credentials_get_sslcommerz_errors(http, shop, code):
     with pytest.raises(GatewayError) as exc:
         get_gateway(code).query(payment_info(payment, code), context_for(account))
     assert exc.value.code == "FAILED"
+
+
+def test_foreign_currency_is_checked_on_currency_amount(http, shop, run_jobs, code):
+    """SSLCommerz settles in BDT; the payment's own currency and amount come back as currency_type/amount."""
+    if code == "rocket":
+        pytest.skip("Rocket takes taka only")
+    merchant, key = shop
+    created, action, form = _pay(http, key, code, currency="USD", amount=2_050)
+    assert (form["currency"], form["currency_type"], form["currency_amount"]) == ("BDT", "USD", "20.50")
+    run_jobs()
+    payment = payment_by_public_id(created["id"])
+    assert payment.status == "succeeded" and payment.fee_amount is None  # the fee is in BDT, not in USD
+
+
+def test_risky_transaction_waits_for_review():
+    from app.gateways.sslcommerz import SSLCommerzGateway
+
+    tx = {k: v for k, v in PUBLISHED_IPN.items() if not k.startswith("verify_")}
+    result = SSLCommerzGateway()._result({**tx, "risk_level": "1", "risk_title": "Risky"}, raw={})
+    assert result.outcome == Outcome.PROCESSING and result.needs_review and result.message == "Risky"
+    assert SSLCommerzGateway()._result(tx, raw={}).outcome == Outcome.SUCCEEDED
+
+
+def test_refused_ipn_is_retried(http, shop, run_jobs, code):
+    from app.extensions import get_queue
+
+    merchant, key = shop
+    created, action, form = _pay(http, key, code)
+    account = merchant.gateway_account(code)
+    real = account.credentials
+    account.credentials = {**real, "store_passwd": "rotated-password"}
+    db.session.commit()
+    run_jobs()  # our answer is 400 (the signature no longer fits): SSLCommerz will try again
+    assert payment_by_public_id(created["id"]).status == "processing"
+    assert get_queue("sandbox").scheduled_job_registry.count == 1
+    account.credentials = real
+    db.session.commit()
+    run_jobs(advance=120)
+    assert payment_by_public_id(created["id"]).status == "succeeded"

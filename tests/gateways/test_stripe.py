@@ -14,7 +14,7 @@ from app.gateways import get_gateway
 from app.gateways.base import Outcome
 from app.gateways.stripe import from_stripe, session_expiry, to_stripe
 from app.models import OutboxEvent, PaymentEvent
-from app.sandbox.stripe import SANDBOX_CREDENTIALS, signature_header, signed_headers
+from app.sandbox.stripe import SANDBOX_CREDENTIALS, WEBHOOK_RETRIES, signature_header, signed_headers
 from app.services.callbacks import apply_result
 from app.services.gateways import context_for, payment_info
 from tests.gateways._sc_helpers import (
@@ -389,3 +389,23 @@ def test_wrong_credentials_make_stripe_unavailable(http, shop):
     payment = payment_by_public_id(created["id"])
     calls = db.session.query(PaymentEvent).filter_by(payment_id=payment.id, kind="gateway_call").all()
     assert "Invalid API Key provided" in calls[-1].message
+
+
+def test_refused_webhook_is_retried_with_a_fresh_signature(http, shop, run_jobs, monkeypatch):
+    from app.extensions import get_queue
+    from app.sandbox import stripe as simulator
+
+    merchant, key = shop
+    created, return_url = _pay(http, key)
+    # The first attempt carries a timestamp outside our 300 s tolerance (a delivery stuck somewhere)…
+    monkeypatch.setattr(simulator, "signed_headers", lambda body: {
+        "Content-Type": "application/json", "Stripe-Signature": signature_header(body, SECRET, int(time.time()) - 400)})
+    run_jobs()
+    assert payment_by_public_id(created["id"]).status == "processing"
+    assert get_queue("sandbox").scheduled_job_registry.count == 1
+    monkeypatch.undo()
+    # …and the retry is signed again at sending time, so it is accepted.
+    run_jobs(advance=WEBHOOK_RETRIES[0] + 10)
+    payment = payment_by_public_id(created["id"])
+    assert payment.status == "succeeded"
+    assert [e.verified for e in callback_events(payment) if e.message.startswith("webhook:")] == [False, True]

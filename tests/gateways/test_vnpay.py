@@ -1,7 +1,7 @@
 """VNPay through real HTTP: API → checkout → simulator → return + IPN, and the adapter's query and refunds."""
 
-import os
 import time
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from urllib.parse import urlencode
 
@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from app.extensions import db, get_queue
-from app.gateways import get_gateway
+from app.extensions import get_queue
+from app.gateways.base import GatewayError
 from app.gateways.vnpay import (
     QUERY_FIELDS,
     REFUND_FIELDS,
@@ -22,9 +22,8 @@ from app.gateways.vnpay import (
     vn_time,
 )
 from app.sandbox.vnpay import SANDBOX_CREDENTIALS
-from app.services.callbacks import apply_result
-from app.services.gateways import context_for, payment_info
 from tests.gateways.helpers import (
+    adapter_for,
     api_payment,
     assert_offered_everywhere,
     choose_method,
@@ -34,6 +33,7 @@ from tests.gateways.helpers import (
     outbox_types,
     query_of,
     race,
+    settle_by_query,
     transitions,
     unmatched_callbacks,
 )
@@ -109,6 +109,7 @@ def test_failure_and_cancel(http, factories, run_jobs, outcome, status, code):
     payment, _ = pay(http, factories, outcome)
     run_jobs()
     assert reload(payment).status == status and payment.failure_code == code
+    assert payment.gateway_transaction_id is None if outcome == "cancel" else payment.gateway_transaction_id
     assert f"payment.{status}" in outbox_types(payment)
 
 
@@ -187,34 +188,26 @@ def test_ipn_without_params_is_99(http):
 # --- query and refunds through the adapter -----------------------------------------------------------------
 
 
-def _adapter(payment):
-    db.session.rollback()
-    db.session.refresh(payment)
-    return get_gateway(VN), payment_info(payment, VN), context_for(payment.merchant.gateway_account(VN))
-
 
 def test_query_settles_a_payment_whose_ipn_never_came(http, factories):
     payment, _ = pay(http, factories)
     get_queue("sandbox").empty()  # the IPN is lost
-    gateway, info, ctx = _adapter(payment)
-    result = gateway.query(info, ctx)
+    result, applied = settle_by_query(payment, VN)
     assert result.outcome == "succeeded" and result.amount == payment.amount and result.currency == "VND"
-    applied, _ = apply_result(payment, VN, result, source="reconcile")
-    db.session.commit()
     assert applied and reload(payment).status == "succeeded"
     assert payment.gateway_transaction_id == result.gateway_transaction_id
 
 
 def test_query_before_the_shopper_paid_knows_nothing(http, factories):
     payment, _ = start(http, factories)
-    gateway, info, ctx = _adapter(payment)
+    gateway, info, ctx = adapter_for(payment, VN)
     assert gateway.query(info, ctx).outcome == "none"
 
 
 def test_partial_then_full_refund(http, factories, run_jobs):
     payment, _ = pay(http, factories, amount=150_000)
     run_jobs()
-    gateway, info, ctx = _adapter(payment)
+    gateway, info, ctx = adapter_for(payment, VN)
     first = gateway.refund(info, 50_000, "rf_first", ctx)
     assert first.status == "succeeded" and first.raw["vnp_TransactionType"] == "03"
     assert first.raw["vnp_Amount"] == "5000000"
@@ -228,7 +221,7 @@ def test_partial_then_full_refund(http, factories, run_jobs):
 def test_full_refund_is_type_02(http, factories, run_jobs):
     payment, _ = pay(http, factories, amount=20_000)
     run_jobs()
-    gateway, info, ctx = _adapter(payment)
+    gateway, info, ctx = adapter_for(payment, VN)
     result = gateway.refund(info, 20_000, "rf_full", ctx)
     assert result.status == "succeeded" and result.raw["vnp_TransactionType"] == "02"
     assert gateway.refund(info, 20_000, "rf_full", ctx).status == "pending"  # same request id: 94
@@ -237,7 +230,7 @@ def test_full_refund_is_type_02(http, factories, run_jobs):
 def test_refund_of_a_failed_payment_is_refused(http, factories, run_jobs):
     payment, _ = pay(http, factories, "failure")
     run_jobs()
-    gateway, info, ctx = _adapter(payment)
+    gateway, info, ctx = adapter_for(payment, VN)
     result = gateway.refund(info, payment.amount, "rf_x", ctx)
     assert result.status == "failed" and result.raw["vnp_ResponseCode"] == "95"
 
@@ -248,27 +241,31 @@ def test_simulator_refuses_wrong_credentials(http, factories):
     forged["vnp_SecureHash"] = sign_params("wrong", forged)
     page = http.get("/sandbox/vnpay/paymentv2/vpcpay.html?" + urlencode(forged))
     assert page.status_code == 400 and "code=70" in page.text
-    gateway, info, _ = _adapter(payment)
-    ctx = context_for(payment.merchant.gateway_account(VN))
-    bad = ctx.__class__(**{**ctx.__dict__, "credentials": {"tmn_code": "NOPE0000", "hash_secret": SECRET}})
-    with pytest.raises(Exception) as exc:
+    gateway, info, ctx = adapter_for(payment, VN)
+    bad = replace(ctx, credentials={"tmn_code": "NOPE0000", "hash_secret": SECRET})
+    with pytest.raises(GatewayError) as exc:
         gateway.query(info, bad)
-    assert getattr(exc.value, "code", None) == "02"
+    assert exc.value.code == "02"
+
+
+def test_simulator_refuses_amounts_outside_vnpays_range(http, factories):
+    payment, pay_url = start(http, factories, amount=4_000)
+    page = http.get(pay_url)
+    assert page.status_code == 400 and "code=03" in page.text and "5,000" in page.text
 
 
 def test_dates_are_gmt7_whatever_the_server_zone(http, factories, monkeypatch):
-    monkeypatch.setenv("TZ", "America/New_York")
+    monkeypatch.setenv("TZ", "America/New_York")  # the live server runs in this process: it sees it too
     time.tzset()
     try:
         payment, pay_url = start(http, factories)
-        sent = query_of(pay_url)
-        expected = (datetime.now(UTC) + timedelta(hours=7)).strftime("%Y%m%d%H%M%S")
-        assert abs(int(sent["vnp_CreateDate"]) - int(expected)) <= 5 or sent["vnp_CreateDate"][:12] == expected[:12]
+        created = datetime.strptime(query_of(pay_url)["vnp_CreateDate"], "%Y%m%d%H%M%S")
+        vietnam_now = datetime.now(UTC).replace(tzinfo=None) + timedelta(hours=7)
+        assert abs((created - vietnam_now).total_seconds()) < 10
         assert vn_time(datetime(2021, 1, 1, 0, 0)) == "20210101070000"
     finally:
-        monkeypatch.delenv("TZ")
+        monkeypatch.undo()
         time.tzset()
-    assert os.environ.get("TZ") is None
 
 
 # --- signatures ----------------------------------------------------------------------------------------------

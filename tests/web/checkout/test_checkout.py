@@ -211,7 +211,7 @@ def test_a_method_not_enabled_for_the_merchant_is_refused(client, payment, merch
     reload(payment)
     assert (payment.status, payment.gateway) == ("pending", None)
     assert outbox_count() == 0
-    for account in merchant.gateway_accounts:
+    for account in merchant.gateway_accounts:  # Midtrans and Stripe take IDR too
         account.enabled = False
     db.session.commit()
     page = client.get(f"/pay/{payment.checkout_token}").get_data(as_text=True)

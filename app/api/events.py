@@ -1,0 +1,106 @@
+"""Webhook events and the webhook endpoint in the JSON API: list, retrieve (with attempts), resend, and the
+merchant's webhook URL and signing secret."""
+
+from flask import g, jsonify, request
+from sqlalchemy import select
+
+from app.api import bp
+from app.api.auth import require_api_key
+from app.api.errors import api_error, from_service_error
+from app.api.payments import json_body
+from app.extensions import db
+from app.models import OutboxEvent, isoformat
+from app.services import webhooks
+from app.services.errors import ServiceError
+
+
+def event_dict(event, attempts=False):
+    data = {
+        "id": event.public_id,
+        "object": "webhook_event",
+        "type": event.type,
+        "delivery_status": event.delivery_status,
+        "attempts": event.attempts,
+        "next_attempt_at": isoformat(event.next_attempt_at) if event.delivery_status == "pending" else None,
+        "delivered_at": isoformat(event.delivered_at),
+        "last_error": event.last_error,
+        "created_at": isoformat(event.created_at),
+        "payload": event.payload,
+    }
+    if attempts:
+        data["attempt_log"] = [
+            {"at": isoformat(a.created_at), "url": a.url, "status_code": a.status_code, "latency_ms": a.latency_ms,
+             "response_body": a.response_body, "error": a.error}
+            for a in event.attempts_log
+        ]
+    return data
+
+
+def _event_or_404(public_id):
+    event = db.session.scalar(select(OutboxEvent).where(OutboxEvent.public_id == public_id,
+                                                        OutboxEvent.merchant_id == g.merchant.id))
+    if event is None:
+        return None, api_error(404, "not_found", f"no event {public_id}")
+    return event, None
+
+
+@bp.get("/events")
+@require_api_key
+def list_events():
+    try:
+        limit = min(max(int(request.args.get("limit", 20)), 1), 100)
+    except ValueError:
+        return api_error(400, "invalid_request", "limit must be an integer", "limit")
+    query = select(OutboxEvent).where(OutboxEvent.merchant_id == g.merchant.id)
+    if request.args.get("delivery_status"):
+        query = query.where(OutboxEvent.delivery_status == request.args["delivery_status"])
+    if request.args.get("starting_after"):
+        cursor, error = _event_or_404(request.args["starting_after"])
+        if error:
+            return api_error(400, "invalid_request", "starting_after is not one of your events", "starting_after")
+        query = query.where(OutboxEvent.id < cursor.id)
+    rows = db.session.scalars(query.order_by(OutboxEvent.id.desc()).limit(limit + 1)).all()
+    return jsonify({"object": "list", "data": [event_dict(e) for e in rows[:limit]], "has_more": len(rows) > limit})
+
+
+@bp.get("/events/<public_id>")
+@require_api_key
+def get_event(public_id):
+    event, error = _event_or_404(public_id)
+    return error or jsonify(event_dict(event, attempts=True))
+
+
+@bp.post("/events/<public_id>/resend")
+@require_api_key
+def resend_event(public_id):
+    event, error = _event_or_404(public_id)
+    if error:
+        return error
+    return jsonify(event_dict(webhooks.resend_event(event)))
+
+
+@bp.get("/webhook_endpoint")
+@require_api_key
+def get_webhook_endpoint():
+    return jsonify({"object": "webhook_endpoint", "url": g.merchant.webhook_url})
+
+
+@bp.put("/webhook_endpoint")
+@require_api_key
+def set_webhook_endpoint():
+    body = json_body()
+    if body is None or "url" not in body:
+        return api_error(400, "invalid_request", "send {\"url\": \"https://…\"} (null turns deliveries off)", "url")
+    try:
+        url = webhooks.set_webhook_url(g.merchant, body["url"])
+    except ServiceError as exc:
+        return from_service_error(exc)
+    return jsonify({"object": "webhook_endpoint", "url": url})
+
+
+@bp.post("/webhook_endpoint/rotate_secret")
+@require_api_key
+def rotate_webhook_secret():
+    secret = webhooks.rotate_webhook_secret(g.merchant)
+    return jsonify({"object": "webhook_endpoint", "url": g.merchant.webhook_url, "secret": secret,
+                    "previous_secret_valid_until": isoformat(g.merchant.webhook_secret_previous_until)})

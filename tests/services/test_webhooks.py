@@ -1,0 +1,269 @@
+import json
+import time
+from datetime import timedelta
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from sqlalchemy import select
+
+from app import webhooks as merchant_side
+from app.extensions import db
+from app.models import OutboxEvent, utcnow
+from app.services import webhooks
+from app.services.errors import ValidationError
+from app.services.payments import cancel_payment
+from tests.helpers import reload
+
+
+def events_of(payment):
+    db.session.rollback()
+    return db.session.scalars(select(OutboxEvent).where(OutboxEvent.payment_id == payment.id)
+                              .order_by(OutboxEvent.id)).all()
+
+
+def test_delivery_is_signed_with_the_documented_headers(factories, hooked, receiver, run_jobs):
+    merchant, _ = hooked
+    payment = factories.payment(merchant)
+    assert cancel_payment(payment, source="api")
+    run_jobs()
+
+    [event] = events_of(payment)
+    [request] = receiver.requests
+    headers, body = request["headers"], request["body"]
+    assert headers["Paysmith-Event-Id"] == event.public_id
+    assert headers["Content-Type"] == "application/json"
+    t, v1 = headers["Paysmith-Signature"].split(",")
+    assert t == f"t={t[2:]}" and t[2:].isdigit() and abs(int(t[2:]) - time.time()) < 60
+    assert v1 == "v1=" + webhooks.sign_payload(merchant.webhook_secret, int(t[2:]), body)
+    assert request["verified"]  # the README's snippet
+    assert merchant_side.verify(body, headers["Paysmith-Signature"], merchant.webhook_secret)
+    assert not merchant_side.verify(body, headers["Paysmith-Signature"], "whsec_wrong")
+    assert not receiver.verify(body.replace(b"cancelled", b"succeeded"), headers["Paysmith-Signature"],
+                               merchant.webhook_secret)
+    sent = json.loads(body)
+    assert sent == {"id": event.public_id, "object": "event", "type": "payment.cancelled",
+                    "created": sent["created"], "data": {"object": sent["data"]["object"]}}
+    assert sent["data"]["object"]["id"] == payment.public_id and sent["data"]["object"]["status"] == "cancelled"
+
+    assert event.delivery_status == "delivered" and event.attempts == 1 and event.locked_until is None
+    [attempt] = event.attempts_log.all()
+    assert attempt.status_code == 200 and attempt.error is None and attempt.latency_ms >= 0
+    assert attempt.response_body == '{"ok": true}' and attempt.url == receiver.url
+    assert "delivered" in payment.events.filter_by(kind="webhook").one().message
+
+
+def test_retries_with_growing_delays_until_success(app, factories, hooked, receiver, run_jobs, monkeypatch):
+    monkeypatch.setitem(app.config, "WEBHOOK_RETRY_BASE_SECONDS", 0.4)
+    monkeypatch.setitem(app.config, "WEBHOOK_RETRY_FACTOR", 2)
+    monkeypatch.setitem(app.config, "WEBHOOK_RETRY_JITTER", 0.1)
+    receiver.responses = [500, 503, 404]
+    merchant, _ = hooked
+    payment = factories.payment(merchant)
+    cancel_payment(payment, source="api")
+    run_jobs()
+    [event] = events_of(payment)
+    delays = []
+    for i in range(3):
+        assert event.delivery_status == "pending" and len(receiver.requests) == i + 1
+        last = event.attempts_log.all()[-1]
+        answered = last.created_at + timedelta(milliseconds=last.latency_ms)
+        delays.append((event.next_attempt_at - answered).total_seconds())
+        time.sleep(max((event.next_attempt_at - utcnow()).total_seconds(), 0) + 0.05)
+        run_jobs(advance=1, rounds=1)
+        event = reload(event)
+    assert event.delivery_status == "delivered" and event.attempts == 4
+    assert [r["status"] for r in receiver.requests] == [500, 503, 404, 200]
+    assert set(receiver.event_ids()) == {event.public_id}
+    assert delays[0] < delays[1] < delays[2], delays
+    assert 0.3 < delays[0] < 0.7 and 1.4 < delays[2] < 2.1, delays
+    errors = [a.error for a in event.attempts_log]
+    assert errors == ["HTTP 500", "HTTP 503", "HTTP 404", None]
+    assert len(event.attempts_log.all()[0].response_body) == 1024  # first 1 KB of the answer
+
+
+def test_failed_after_the_last_attempt_then_resent_with_the_same_id(app, factories, hooked, receiver, run_jobs,
+                                                                    monkeypatch, http):
+    monkeypatch.setitem(app.config, "WEBHOOK_MAX_ATTEMPTS", 2)
+    monkeypatch.setitem(app.config, "WEBHOOK_RETRY_BASE_SECONDS", 0.2)
+    receiver.responses = [500, 500]
+    merchant, key = hooked
+    payment = factories.payment(merchant)
+    cancel_payment(payment, source="api")
+    run_jobs()
+    time.sleep(0.5)
+    run_jobs(advance=1)
+    [event] = events_of(payment)
+    assert event.delivery_status == "failed" and event.attempts == 2
+    assert "failed after 2 attempts" in payment.events.filter_by(kind="webhook").one().message
+    time.sleep(0.3)
+    run_jobs(advance=5)
+    assert len(receiver.requests) == 2  # nothing more after the last attempt
+
+    r = http.post(f"/api/v1/events/{event.public_id}/resend", headers={"Authorization": f"Bearer {key}"})
+    assert r.status_code == 200, r.text
+    assert r.json()["id"] == event.public_id
+    run_jobs()
+    event = reload(event)
+    assert event.delivery_status == "delivered"
+    assert receiver.event_ids() == [event.public_id] * 3
+    assert receiver.requests[2]["json"] == receiver.requests[0]["json"]
+    r = http.get(f"/api/v1/events/{event.public_id}", headers={"Authorization": f"Bearer {key}"})
+    assert [a["status_code"] for a in r.json()["attempt_log"]] == [500, 500, 200]
+
+    other, other_key = factories.merchant()
+    r = http.post(f"/api/v1/events/{event.public_id}/resend", headers={"Authorization": f"Bearer {other_key}"})
+    assert r.status_code == 404
+
+
+def test_a_timeout_is_an_attempt_that_is_retried(app, factories, hooked, receiver, run_jobs, monkeypatch):
+    monkeypatch.setitem(app.config, "WEBHOOK_TIMEOUT_SECONDS", 0.5)
+    receiver.responses = [-1.5]  # answers after 1.5 s
+    merchant, _ = hooked
+    payment = factories.payment(merchant)
+    cancel_payment(payment, source="api")
+    run_jobs()
+    [event] = events_of(payment)
+    assert event.delivery_status == "pending" and event.attempts == 1
+    attempt = event.attempts_log.one()
+    assert attempt.error == "timed out after 0.5 s" and attempt.status_code is None
+    assert 450 <= attempt.latency_ms < 1400  # the endpoint's 1.5 s were not waited for
+    assert event.next_attempt_at > utcnow()
+
+
+def test_connection_refused_is_retried_and_no_url_is_skipped(factories, run_jobs):
+    merchant, _ = factories.merchant(webhook_url="http://127.0.0.1:9/hooks")
+    payment = factories.payment(merchant)
+    cancel_payment(payment, source="api")
+    run_jobs()
+    [event] = events_of(payment)
+    assert event.delivery_status == "pending" and "connection failed" in event.last_error
+
+    quiet, _ = factories.merchant()
+    payment = factories.payment(quiet)
+    cancel_payment(payment, source="api")
+    run_jobs()
+    [event] = events_of(payment)
+    assert event.delivery_status == "skipped" and event.attempts_log.count() == 0
+
+
+def test_a_duplicate_job_delivers_once(factories, hooked, receiver, run_jobs):
+    merchant, _ = hooked
+    payment = factories.payment(merchant)
+    cancel_payment(payment, source="api")
+    [event] = events_of(payment)
+    assert webhooks.sweep_due_events() == 1  # a second job for the same event
+    run_jobs()
+    assert receiver.event_ids() == [event.public_id]
+    assert webhooks.deliver_event(event.id) is None  # delivered: nothing to do
+
+
+def test_rotation_signs_with_both_secrets_during_the_grace_period(factories, hooked, receiver, run_jobs):
+    merchant, _ = hooked
+    old = merchant.webhook_secret
+    new = webhooks.rotate_webhook_secret(merchant)
+    assert new != old and new.startswith("whsec_")
+    payment = factories.payment(merchant)
+    cancel_payment(payment, source="api")
+    run_jobs()
+    header = receiver.requests[-1]["headers"]["Paysmith-Signature"]
+    body = receiver.requests[-1]["body"]
+    assert header.count("v1=") == 2
+    assert receiver.verify(body, header, old) and receiver.verify(body, header, new)
+
+    merchant = reload(merchant)
+    merchant.webhook_secret_previous_until = utcnow()
+    db.session.commit()
+    assert webhooks.signing_secrets(merchant) == [new]
+
+
+@pytest.mark.parametrize("url", [
+    "http://127.0.0.1/h", "http://10.1.2.3/h", "http://192.168.0.1/h", "http://169.254.169.254/latest/meta-data",
+    "http://[::1]/h", "http://[::ffff:127.0.0.1]/h", "http://0.0.0.0/h", "http://localhost:8000/h",
+    "ftp://example.com/h", "javascript:alert(1)", "http:///nohost", "https://user:pw@example.com/h", "",
+])
+def test_unsafe_webhook_urls_are_refused_in_production(app, monkeypatch, url):
+    monkeypatch.setitem(app.config, "ALLOW_PRIVATE_WEBHOOK_URLS", False)
+    with pytest.raises(ValidationError) as exc:
+        webhooks.validate_webhook_url(url)
+    assert exc.value.code == "invalid_webhook_url"
+
+
+def test_public_urls_are_accepted_and_private_ones_allowed_in_development(app, monkeypatch):
+    monkeypatch.setitem(app.config, "ALLOW_PRIVATE_WEBHOOK_URLS", False)
+    assert webhooks.validate_webhook_url("https://93.184.216.34/hooks") == "https://93.184.216.34/hooks"
+    assert webhooks.validate_webhook_url("https://shop.example/hooks", resolve=False)
+    monkeypatch.setitem(app.config, "ALLOW_PRIVATE_WEBHOOK_URLS", True)
+    assert webhooks.validate_webhook_url("http://127.0.0.1:8000/h")
+    with pytest.raises(ValidationError):
+        webhooks.validate_webhook_url("file:///etc/passwd")
+
+
+def test_a_private_url_is_refused_again_at_delivery(app, factories, hooked, receiver, run_jobs, monkeypatch):
+    merchant, _ = hooked  # saved while private URLs were allowed
+    monkeypatch.setitem(app.config, "ALLOW_PRIVATE_WEBHOOK_URLS", False)
+    payment = factories.payment(merchant)
+    cancel_payment(payment, source="api")
+    run_jobs()
+    [event] = events_of(payment)
+    assert receiver.requests == []
+    assert "private network" in event.attempts_log.one().error
+
+
+def test_webhook_endpoint_api(app, factories, http, monkeypatch):
+    merchant, key = factories.merchant()
+    auth = {"Authorization": f"Bearer {key}"}
+    monkeypatch.setitem(app.config, "ALLOW_PRIVATE_WEBHOOK_URLS", False)
+    r = http.put("/api/v1/webhook_endpoint", json={"url": "http://169.254.169.254/"}, headers=auth)
+    assert r.status_code == 422 and r.json()["error"]["code"] == "invalid_webhook_url"
+    assert reload(merchant).webhook_url is None
+    r = http.put("/api/v1/webhook_endpoint", json={"url": "https://93.184.216.34/hooks"}, headers=auth)
+    assert r.status_code == 200 and r.json()["url"] == "https://93.184.216.34/hooks"
+    r = http.post("/api/v1/webhook_endpoint/rotate_secret", headers=auth)
+    assert r.status_code == 200 and r.json()["secret"] == reload(merchant).webhook_secret
+
+
+@given(secret=st.text(min_size=1, max_size=40), body=st.binary(max_size=200),
+       t=st.integers(min_value=1_600_000_000, max_value=2_000_000_000), flip=st.integers(min_value=0))
+def test_signatures_verify_and_tampering_fails(secret, body, t, flip):
+    header = merchant_side.signature_header([secret], t, body)
+    assert merchant_side.verify(body, header, secret, now=t + 299)
+    assert not merchant_side.verify(body, header, secret, now=t + 301)
+    assert not merchant_side.verify(body, header, secret + "x", now=t)
+    tampered = bytearray(body + b"!")
+    tampered[flip % len(tampered)] ^= 1
+    assert not merchant_side.verify(bytes(tampered), header, secret, now=t)
+    assert not merchant_side.verify(body, header.replace(f"t={t}", f"t={t + 1}"), secret, now=t)
+    with pytest.raises(merchant_side.SignatureVerificationError):
+        merchant_side.construct_event(body, "t=1,v1=00", secret)
+
+
+@given(header=st.text(max_size=100))
+def test_malformed_signature_headers_never_raise(header):
+    assert merchant_side.verify(b"{}", header, "whsec_x") is False
+
+
+
+def test_a_slow_endpoint_is_moved_to_the_slow_lane_and_does_not_hold_up_others(app, factories, receiver,
+                                                                              run_jobs, monkeypatch):
+    from rq import SimpleWorker
+
+    from app.extensions import get_queue, get_redis
+
+    monkeypatch.setitem(app.config, "WEBHOOK_TIMEOUT_SECONDS", 0.3)
+    slow, _ = factories.merchant(webhook_url=receiver.url + "?slow")
+    healthy, _ = factories.merchant(webhook_url=receiver.url + "?healthy")
+    receiver.responses = [-0.6]  # the slow merchant's first delivery times out
+    cancel_payment(factories.payment(slow), source="api")
+    run_jobs(rounds=1)
+    assert webhooks.endpoint_is_slow(slow.id) and not webhooks.endpoint_is_slow(healthy.id)
+
+    cancel_payment(factories.payment(slow), source="api")
+    cancel_payment(factories.payment(healthy), source="api")
+    SimpleWorker([get_queue("webhooks")], connection=get_redis()).work(burst=True)  # the fast lane only
+    paths = [r["path"] for r in receiver.requests]
+    assert paths == ["/hooks?slow", "/hooks?healthy"]  # the healthy merchant went first
+    assert get_queue("webhooks_slow").count == 1
+    run_jobs()  # the slow lane when nothing else waits
+    assert [r["path"] for r in receiver.requests][2:] == ["/hooks?slow"]
+    assert not webhooks.endpoint_is_slow(slow.id)  # a quick success clears the flag
