@@ -124,7 +124,7 @@ def test_a_transition_writes_its_event_and_outbox_row_with_the_new_state(merchan
 steps = st.lists(st.tuples(st.sampled_from(list(Status)), st.booleans()), min_size=1, max_size=12)
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(walk=steps)
 def test_random_walks_never_leave_the_graph(walk, merchant, factories):
     payment = factories.payment(merchant)
