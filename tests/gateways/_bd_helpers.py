@@ -95,3 +95,24 @@ def pay_another_amount_for(http, payment, code, amount, **fields):
     payment.gateway_reference = other.gateway_reference
     db.session.commit()
     http.get(choose_outcome(http, other.action.url, "success", **fields))
+
+
+def refund_through_the_service(payment, run_jobs, partial):
+    """A partial, then the rest, through app.services.refunds and its job: the payment ends refunded."""
+    from app.services import refunds
+
+    first = refunds.request_refund(payment, partial, "damaged", source="test")
+    run_jobs()
+    db.session.rollback()
+    db.session.refresh(first)
+    assert first.status == "succeeded" and first.gateway_reference
+    assert payment.status == "partially_refunded"
+    rest = refunds.request_refund(payment, source="test")
+    run_jobs()
+    db.session.rollback()
+    db.session.refresh(rest)
+    db.session.refresh(payment)
+    assert rest.status == "succeeded" and rest.amount == payment.amount - partial
+    assert payment.status == "refunded" and payment.amount_refunded == payment.amount
+    assert outbox_types(payment).count("refund.succeeded") == 2
+    return first, rest

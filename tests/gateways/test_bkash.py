@@ -10,6 +10,7 @@ from app.gateways.base import GatewayError, Outcome
 from app.gateways.bkash import REFRESH_MARGIN_SECONDS, _account_key
 from app.money import format_plain
 from app.sandbox import bkash as sim
+from app.services import reconciliation
 from app.services.callbacks import apply_result
 from tests.gateways._bd_helpers import (
     adapter_and_context,
@@ -21,6 +22,7 @@ from tests.gateways._bd_helpers import (
     duplicate_return,
     pay,
     pay_another_amount_for,
+    refund_through_the_service,
     return_to_result,
     start,
     transitions_to,
@@ -279,3 +281,19 @@ def test_many_requests_refused_one_token_replace_it_once(app, http, factories):
 
 def test_offered_to_new_and_demo_merchants(app, http):
     assert_offered_everywhere(app, http, "bkash", "BDT")
+
+
+def test_refunds_through_the_refund_service(http, factories, run_jobs):
+    merchant, payment, back = _pay(http, factories, amount=125_050)
+    http.get(back)
+    refund_through_the_service(reload(payment), run_jobs, 25_050)
+    stored = sim.load(sim.CODE, "payment", payment.gateway_reference)
+    assert [r["amount"] for r in stored["refunds"]] == ["250.50", "1000.00"]
+
+
+def test_reconciliation_job_settles_an_abandoned_payment(http, factories):
+    """The shopper cancelled at bKash and closed the tab: the reconciliation service asks and applies."""
+    merchant, payment, wallet_url = start(http, factories, "bkash")
+    choose_outcome(http, wallet_url, "cancel")
+    assert reconciliation.reconcile_payment(reload(payment)) is True
+    assert reload(payment).status == "cancelled" and sim.stats("execute") == 0

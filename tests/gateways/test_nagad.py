@@ -21,6 +21,7 @@ from app.gateways.nagad import (
     seal,
 )
 from app.sandbox import nagad as sim
+from app.services import reconciliation
 from app.services.callbacks import apply_result
 from tests.gateways._bd_helpers import (
     adapter_and_context,
@@ -31,6 +32,7 @@ from tests.gateways._bd_helpers import (
     duplicate_return,
     pay,
     pay_another_amount_for,
+    refund_through_the_service,
     return_to_result,
     start,
 )
@@ -245,3 +247,18 @@ def test_simulator_refuses_any_changed_field(app, field, value):
 
 def test_offered_to_new_and_demo_merchants(app, http):
     assert_offered_everywhere(app, http, "nagad", "BDT")
+
+
+def test_refunds_through_the_refund_service(http, factories, run_jobs):
+    merchant, payment, back = _pay(http, factories, amount=125_050)
+    http.get(back)
+    refund_through_the_service(reload(payment), run_jobs, 25_050)
+    stored = sim.load(sim.CODE, "payment", payment.gateway_reference)
+    assert stored["cancelled"] == "1250.50" and len(stored["refunds"]) == 2
+
+
+def test_reconciliation_job_settles_a_payment_whose_return_never_came(http, factories):
+    merchant, payment, page_url = start(http, factories, "nagad")
+    choose_outcome(http, page_url, "success", wallet="01711428036")
+    assert reconciliation.reconcile_payment(reload(payment)) is True
+    assert reload(payment).status == "succeeded"
