@@ -63,6 +63,7 @@ def test_seed_demo_is_idempotent_and_its_checkout_link_works(app, http):
     db.session.rollback()
     statuses = sorted(p.status for p in db.session.scalars(select(Payment)))
     assert statuses == sorted((final or "pending") for *_, final in DEMO_ORDERS)
+    assert {"succeeded", "failed", "expired", "cancelled", "pending"} <= set(statuses)
 
     second = runner.invoke(args=["seed-demo"])
     assert second.exit_code == 0, second.output

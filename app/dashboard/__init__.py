@@ -17,6 +17,15 @@ def _no_store(response):
     return response
 
 
+@bp.context_processor
+def _nav_section():
+    """The module of the current view (overview, payments, refunds, …) marks the current nav item."""
+    from flask import current_app, request
+
+    view = current_app.view_functions.get(request.endpoint or "")
+    return {"nav_section": view.__module__.rsplit(".", 1)[-1] if view else None}
+
+
 def owned_or_404(model, public_id):
     """`model` row with this public id belonging to the signed-in merchant, else 404."""
     from sqlalchemy import select

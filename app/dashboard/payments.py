@@ -154,7 +154,9 @@ def refund(public_id):
         return redirect(back)
     if form.confirmed.data != "yes":
         form.confirmed.data = "yes"
-        return render_template("dashboard/payments/refund_confirm.html", payment=payment, form=form, amount=amount)
+        gateway = get_gateway(payment.gateway) if payment.gateway else None
+        return render_template("dashboard/payments/refund_confirm.html", payment=payment, form=form, amount=amount,
+                               gateway_name=gateway.name if gateway else "the gateway")
     from app.services.refunds import request_refund
 
     try:
