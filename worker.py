@@ -6,6 +6,7 @@ lets only one of them move scheduled jobs at a time.
 
     python worker.py            # work forever
     python worker.py --burst    # work until the queues are empty, then exit
+    python worker.py --queues webhooks_slow   # a worker only for endpoints that were slow or failing
 """
 
 import argparse
@@ -21,6 +22,8 @@ from app.jobs import QUEUES
 def main(argv=None):
     parser = argparse.ArgumentParser(description="Paysmith RQ worker")
     parser.add_argument("--burst", action="store_true", help="exit when the queues are empty")
+    parser.add_argument("--queues", nargs="+", choices=QUEUES, default=QUEUES,
+                        help="queues to serve, in priority order (default: all)")
     args = parser.parse_args(argv)
     app = create_app()
     with app.app_context():
@@ -29,8 +32,8 @@ def main(argv=None):
         if not args.burst:
             ensure_periodic_jobs()
         db.engine.dispose()  # no pooled connection may cross the work horse's fork()
-        worker = Worker([get_queue(name) for name in QUEUES], connection=get_redis())
-        logging.getLogger(__name__).info("worker listening on %s", ", ".join(QUEUES))
+        worker = Worker([get_queue(name) for name in args.queues], connection=get_redis())
+        logging.getLogger(__name__).info("worker listening on %s", ", ".join(args.queues))
         worker.work(burst=args.burst, with_scheduler=not args.burst)
 
 

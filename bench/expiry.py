@@ -11,7 +11,7 @@ import secrets
 import time
 from datetime import timedelta
 
-from _common import database_name, scratch_app
+from _common import cleanup, database_name, scratch_app
 from sqlalchemy import func, insert, select
 
 from app.extensions import db, get_queue
@@ -54,6 +54,7 @@ def main():
         print(f"seeded {args.payments} overdue payments in {seeded:.1f} s")
         print(f"expired {expired} in {took:.1f} s = {expired / took:,.0f} payments/s "
               f"({events} outbox events, {timeline} timeline rows, {jobs} delivery jobs enqueued)")
+    cleanup(app)
 
 
 if __name__ == "__main__":

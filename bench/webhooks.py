@@ -13,7 +13,7 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from _common import ROOT, database_name, scratch_app, worker_env
+from _common import ROOT, cleanup, database_name, scratch_app, worker_env
 
 from app.extensions import db
 from app.services.merchants import create_merchant
@@ -91,6 +91,7 @@ def run(merchant_count, event_count, bad_fraction):
     else:
         print(f"  worker run including start-up: {total:.1f} s")
     receiver.server.shutdown()
+    cleanup(app)
 
 
 def main():

@@ -11,6 +11,14 @@ from app.services import payments, refunds
 from app.services.errors import ServiceError
 
 
+def _own(lookup, public_id):
+    """(object, None) for the merchant's own payment/refund, or (None, the 404 answer)."""
+    try:
+        return lookup(g.merchant, public_id), None
+    except ServiceError as exc:
+        return None, from_service_error(exc)
+
+
 @bp.post("/payments/<public_id>/refunds")
 @require_api_key
 def create_refund(public_id):
@@ -20,10 +28,9 @@ def create_refund(public_id):
     unknown = set(body) - {"amount", "reason"}
     if unknown:
         return api_error(400, "invalid_request", f"unknown field {sorted(unknown)[0]!r}", sorted(unknown)[0])
-    try:
-        payment = payments.get_for_merchant(g.merchant, public_id)
-    except ServiceError as exc:
-        return from_service_error(exc)
+    payment, error = _own(payments.get_for_merchant, public_id)
+    if error:
+        return error
 
     def handler():
         refund = refunds.build_refund(payment, body.get("amount"), body.get("reason"), source="api")
@@ -35,18 +42,12 @@ def create_refund(public_id):
 @bp.get("/payments/<public_id>/refunds")
 @require_api_key
 def list_refunds(public_id):
-    try:
-        payment = payments.get_for_merchant(g.merchant, public_id)
-    except ServiceError as exc:
-        return from_service_error(exc)
-    return jsonify({"object": "list", "data": [refund_dict(r) for r in payment.refunds], "has_more": False})
+    payment, error = _own(payments.get_for_merchant, public_id)
+    return error or jsonify({"object": "list", "data": [refund_dict(r) for r in payment.refunds], "has_more": False})
 
 
 @bp.get("/refunds/<public_id>")
 @require_api_key
 def get_refund(public_id):
-    try:
-        refund = refunds.get_for_merchant(g.merchant, public_id)
-    except ServiceError as exc:
-        return from_service_error(exc)
-    return jsonify(refund_dict(refund))
+    refund, error = _own(refunds.get_for_merchant, public_id)
+    return error or jsonify(refund_dict(refund))

@@ -131,7 +131,7 @@ class KhaltiGateway(Gateway):
     def refund(self, payment, amount, refund_id, ctx):
         if not payment.gateway_transaction_id:
             return RefundResult("failed", message="no Khalti transaction id to refund")
-        body = {} if amount == payment.amount and not payment.amount_refunded else {"amount": amount}
+        body = {} if amount == payment.amount else {"amount": amount}  # an empty body refunds it all
         try:
             data = self._call(ctx, f"/api/merchant-transaction/{payment.gateway_transaction_id}/refund/", body)
         except GatewayError as exc:

@@ -264,7 +264,7 @@ class VNPayGateway(Gateway):
         )
 
     def refund(self, payment, amount, refund_id, ctx):
-        full = amount == payment.amount and not payment.amount_refunded
+        full = amount == payment.amount  # (amount_refunded may already hold this refund's reservation)
         body = self._request_base("refund", payment, ctx, request_id=re.sub(r"[^A-Za-z0-9]", "", refund_id)[-32:])
         body.update({
             "vnp_TransactionType": "02" if full else "03",

@@ -16,10 +16,11 @@ DEMO_ORDERS = [
     ("DEMO-1004", 75_000, "BDT", Status.EXPIRED),
     ("DEMO-1005", 120_000, "NPR", Status.CANCELLED),
     ("DEMO-1006", 4_999, "USD", None),
-    # Open orders in IDR, NPR and BDT, so every gateway shows on some checkout page (VNPay: DEMO-1001).
+    # Open orders in IDR and NPR, so Midtrans and Khalti show on a checkout page too (VNPay: DEMO-1001).
     ("DEMO-1007", 250_000, "IDR", None),
     ("DEMO-1008", 150_000, "NPR", None),
-    ("DEMO-1009", 250_000, "BDT", None),
+    # An open taka order: bKash, SSLCommerz, Rocket, Nagad and Stripe on one checkout page.
+    ("DEMO-1009", 185_000, "BDT", None),
 ]
 
 

@@ -31,8 +31,8 @@ from urllib.parse import urlsplit
 
 import requests
 from flask import current_app
-from sqlalchemy import event, or_, select, update
 from redis.exceptions import RedisError
+from sqlalchemy import event, or_, select, update
 from sqlalchemy.orm import Session
 
 from app import webhooks as merchant_side

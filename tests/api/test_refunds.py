@@ -78,7 +78,7 @@ def test_concurrent_refunds_that_together_exceed_the_amount_accept_exactly_one(f
         barrier = threading.Barrier(2)
         results = []
 
-        def ask(amount):
+        def ask(amount, barrier=barrier, url=url, results=results):
             import requests
 
             barrier.wait()

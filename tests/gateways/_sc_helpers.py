@@ -1,7 +1,6 @@
 """Helpers for the SSLCommerz, Rocket and Stripe tests: a payment through the real API and checkout."""
 
 import re
-import threading
 from html import unescape
 
 from app.extensions import db
@@ -53,23 +52,6 @@ def callback_events(payment=None):
 def transitions(payment, to_status):
     db.session.rollback()
     return db.session.query(PaymentEvent).filter_by(payment_id=payment.id, to_status=to_status).count()
-
-
-def at_once(n, fn):
-    """Run fn() in n threads released together; return their results."""
-    barrier = threading.Barrier(n)
-    results = [None] * n
-
-    def run(i):
-        barrier.wait()
-        results[i] = fn()
-
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(n)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(30)
-    return results
 
 
 def queued_notifications(url_part=""):

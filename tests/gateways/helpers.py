@@ -148,11 +148,22 @@ def adapter_for(payment, code):
 
 
 def settle_by_query(payment, code):
-    """Ask the gateway about `payment` and apply its answer as reconciliation does; return (result, applied)."""
-    from app.services.callbacks import apply_result
+    """What the gateway's status query says (adapter.query), and whether reconciliation
+    (app.services.reconciliation.reconcile_payment, on apply_result) settled the payment with it."""
+    from app.services.reconciliation import reconcile_payment
 
     gateway, info, ctx = adapter_for(payment, code)
     result = gateway.query(info, ctx)
-    applied, _ = apply_result(payment, code, result, source="reconcile")
-    db.session.commit()
-    return result, applied
+    return result, reconcile_payment(payment)
+
+
+def refund_through_service(payment, amount, run_jobs):
+    """Refund through app.services.refunds (reserve, job calls the adapter, settle); return the Refund."""
+    from app.services.refunds import request_refund
+
+    refund = request_refund(payment, amount, "customer request", source="test")
+    run_jobs()
+    db.session.rollback()
+    db.session.refresh(refund)
+    db.session.refresh(payment)
+    return refund

@@ -14,20 +14,24 @@ from app.services.callbacks import apply_result
 from tests.gateways._bd_helpers import (
     adapter_and_context,
     assert_applied_once,
-    at_once,
+    bdt_payment,
     callbacks,
-    choose_method,
     choose_outcome,
     concurrent_returns,
-    create_payment,
     duplicate_return,
-    outbox_types,
     pay,
     pay_another_amount_for,
-    query_of,
     return_to_result,
     start,
-    transitions,
+    transitions_to,
+)
+from tests.gateways.helpers import (
+    assert_offered_everywhere,
+    choose_method,
+    outbox_types,
+    query_of,
+    race,
+    unmatched_callbacks,
 )
 from tests.helpers import csrf_token, reload
 
@@ -51,8 +55,8 @@ def test_success_full_path(http, factories):
 
 def test_create_request_is_bkash_shaped(http, factories):
     merchant, key = factories.merchant()
-    payment, url = create_payment(http, key, amount=100_000)
-    choose_method(http, url, "bkash")
+    payment = bdt_payment(http, key, amount=100_000)
+    choose_method(http, payment, "bkash")
     stored = sim.load(sim.CODE, "payment", reload(payment).gateway_reference)
     assert stored["amount"] == "1000.00" and stored["currency"] == "BDT" and stored["mode"] == "0011"
     assert stored["intent"] == "sale" and stored["merchantInvoiceNumber"] == payment.public_id
@@ -114,6 +118,10 @@ def test_unknown_and_malformed_returns(http, factories):
     r = http.get("/callbacks/bkash/return")
     assert r.status_code == 404
     assert reload(payment).status == "processing"
+    assert callbacks(payment)[-1].verified is False
+    kept = unmatched_callbacks("bkash")
+    assert [e.verified for e in kept] == [False, False]
+    assert kept[0].data["query"] == {"paymentID": "TR0011NOPE", "status": "success"}
     assert sim.stats("execute") == 0
 
 
@@ -130,8 +138,8 @@ def test_one_grant_for_many_payments_then_refresh(http, factories):
     merchant, key = factories.merchant()
     payments = []
     for i in range(3):
-        payment, url = create_payment(http, key, reference=f"INV-{i}")
-        choose_method(http, url, "bkash")
+        payment = bdt_payment(http, key, reference=f"INV-{i}")
+        choose_method(http, payment, "bkash")
         payments.append(payment)
     assert sim.stats("grant") == 1 and sim.stats("refresh") == 0
     # near expiry: refreshed (not granted again) once, then the new token is used
@@ -141,22 +149,17 @@ def test_one_grant_for_many_payments_then_refresh(http, factories):
     cached["expires_at"] = time.time() + REFRESH_MARGIN_SECONDS - 1
     get_redis().set(token_key, json.dumps(cached))
     for i in range(2):
-        _, url = create_payment(http, key, reference=f"R-{i}")
-        choose_method(http, url, "bkash")
+        choose_method(http, bdt_payment(http, key, reference=f"R-{i}"), "bkash")
     assert sim.stats("grant") == 1 and sim.stats("refresh") == 1
     assert json.loads(get_redis().get(token_key))["id_token"] != cached["id_token"]
 
 
 def test_concurrent_first_calls_share_one_grant(app, http, factories):
     merchant, key = factories.merchant()
-    payment, _ = create_payment(http, key)
+    payment = bdt_payment(http, key)
     gateway, info, ctx = adapter_and_context(payment, "bkash")
 
-    def token():
-        with app.app_context():
-            return gateway.token(ctx)
-
-    assert len(set(at_once(3, token))) == 1
+    assert len(set(race(3, lambda: gateway.token(ctx)))) == 1
     assert sim.stats("grant") == 1
 
 
@@ -195,7 +198,7 @@ def test_execute_timeout_is_settled_by_query_never_executed_twice(http, factorie
         assert callbacks(payment)[-1].data["via"] == "query"
         http.get(back)  # a second return after the timeout asks again, never executes again
         assert sim.stats("execute") == 1 and sim.stats("query") == 2
-        assert len(transitions(payment, "succeeded")) == 1
+        assert len(transitions_to(payment, "succeeded")) == 1
     finally:
         sim.set_execute_delay(0)
 
@@ -241,7 +244,8 @@ def test_bkash_error_on_start_is_on_the_timeline(http, factories):
     account = merchant.gateway_account("bkash")
     account.credentials = {**account.credentials, "app_key": "not-our-app-key"}
     db.session.commit()
-    payment, url = create_payment(http, key)
+    payment = bdt_payment(http, key)
+    url = f"/pay/{payment.checkout_token}"
     page = http.get(url)
     r = http.post(url, data={"csrf_token": csrf_token(page.text), "method": "bkash"}, allow_redirects=False)
     assert r.status_code == 422 and "bKash is not available right now" in r.text
@@ -269,9 +273,9 @@ def test_many_requests_refused_one_token_replace_it_once(app, http, factories):
     stale = gateway.token(ctx)
     get_redis().delete(f"sandbox:bkash:id_token:{stale}")
 
-    def replace():
-        with app.app_context():
-            return gateway.token(ctx, stale=stale)
-
-    assert len(set(at_once(4, replace))) == 1
+    assert len(set(race(4, lambda: gateway.token(ctx, stale=stale)))) == 1
     assert sim.stats("grant") + sim.stats("refresh") == 2
+
+
+def test_offered_to_new_and_demo_merchants(app, http):
+    assert_offered_everywhere(app, http, "bkash", "BDT")

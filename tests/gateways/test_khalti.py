@@ -22,6 +22,7 @@ from tests.gateways.helpers import (
     outbox_types,
     query_of,
     race,
+    refund_through_service,
     settle_by_query,
     transitions,
     unmatched_callbacks,
@@ -214,3 +215,13 @@ def test_whatever_the_return_says_the_lookup_decides(http, factories):
 
 def test_offered_to_new_merchants_and_on_the_demo_checkout(app, http):
     assert_offered_everywhere(app, http, "khalti", "NPR")
+
+
+def test_partial_and_full_refund_through_the_refund_service(http, factories, run_jobs):
+    payment, _ = pay(http, factories)
+    first = refund_through_service(payment, 50_000, run_jobs)
+    assert first.status == "succeeded" and payment.status == "partially_refunded"
+    rest = refund_through_service(payment, 100_000, run_jobs)
+    assert rest.status == "succeeded" and payment.status == "refunded" and payment.amount_refunded == 150_000
+    gateway, info, ctx = adapter_for(payment, KH)
+    assert gateway.query(info, ctx).raw["status"] == "Refunded"

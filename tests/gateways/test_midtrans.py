@@ -30,6 +30,7 @@ from tests.gateways.helpers import (
     outbox_types,
     query_of,
     race,
+    refund_through_service,
     settle_by_query,
     take_notifications,
     transitions,
@@ -280,3 +281,14 @@ def test_expiry_ends_exactly_at_ours():
 
 def test_offered_to_new_merchants_and_on_the_demo_checkout(app, http):
     assert_offered_everywhere(app, http, "midtrans", "IDR")
+
+
+def test_partial_and_full_refund_through_the_refund_service(http, factories, run_jobs):
+    payment, _ = pay(http, factories)
+    run_jobs()
+    first = refund_through_service(payment, 25_000, run_jobs)
+    assert first.status == "succeeded" and payment.status == "partially_refunded"
+    rest = refund_through_service(payment, 100_000, run_jobs)
+    assert rest.status == "succeeded" and payment.status == "refunded" and payment.amount_refunded == 125_000
+    gateway, info, ctx = adapter_for(payment, MT)
+    assert gateway.query(info, ctx).raw["transaction_status"] == "refund"

@@ -29,13 +29,12 @@ from tests.gateways._bd_helpers import (
     choose_outcome,
     concurrent_returns,
     duplicate_return,
-    outbox_types,
     pay,
     pay_another_amount_for,
-    query_of,
     return_to_result,
     start,
 )
+from tests.gateways.helpers import assert_offered_everywhere, outbox_types, query_of, unmatched_callbacks
 from tests.helpers import reload
 
 ALPHABET = string.ascii_letters + string.digits + ' .:-_/'
@@ -98,6 +97,8 @@ def test_unknown_and_foreign_references(http, factories):
     merchant, payment, _ = start(http, factories, "nagad")
     assert http.get("/callbacks/nagad/return?payment_ref_id=NOPE&status=Success").status_code == 404
     assert http.get("/callbacks/nagad/return?status=Success").status_code == 404
+    kept = unmatched_callbacks("nagad")
+    assert [e.verified for e in kept] == [False, False] and kept[0].data["query"]["payment_ref_id"] == "NOPE"
     # another merchant's real, paid Nagad payment attached to ours: Nagad's verify names the other order
     other_merchant, other, other_back = _pay(http, factories)
     payment, other = reload(payment), reload(other)
@@ -240,3 +241,7 @@ def test_simulator_refuses_any_changed_field(app, field, value):
     with app.test_request_context():
         assert sim._unseal(sensitive, signature) == SAMPLE
         assert sim._unseal(other_sensitive, signature) is None
+
+
+def test_offered_to_new_and_demo_merchants(app, http):
+    assert_offered_everywhere(app, http, "nagad", "BDT")

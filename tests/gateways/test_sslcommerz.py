@@ -18,13 +18,13 @@ from app.services.callbacks import apply_result
 from app.services.gateways import context_for, payment_info
 from tests.gateways._sc_helpers import (
     api_payment,
-    at_once,
     callback_events,
     choose_method,
     form_fields,
     payment_by_public_id,
     transitions,
 )
+from tests.gateways.helpers import assert_offered_everywhere, race
 
 # sslcommerz-lib 1.0 README ("Vaidate payment with IPN"), store password test_testemi@ssl.
 PUBLISHED_IPN = {
@@ -168,7 +168,7 @@ def test_same_ipn_twice_at_once(http, shop, code, app):
     created, action, form = _pay(http, key, code)
     db.session.rollback()
     url = f"{app.config['PUBLIC_BASE_URL']}/callbacks/{code}/ipn"
-    answers = at_once(4, lambda: requests.post(url, data=form, timeout=30).status_code)
+    answers = race(4, lambda: requests.post(url, data=form, timeout=30).status_code)
     assert answers == [200] * 4
     payment = payment_by_public_id(created["id"])
     assert payment.status == "succeeded" and transitions(payment, "succeeded") == 1
@@ -331,3 +331,38 @@ def test_refused_ipn_is_retried(http, shop, run_jobs, code):
     db.session.commit()
     run_jobs(advance=120)
     assert payment_by_public_id(created["id"]).status == "succeeded"
+
+
+def test_offered_to_new_and_demo_merchants(app, http, code):
+    assert_offered_everywhere(app, http, code, "BDT")
+
+
+@pytest.mark.parametrize("body", [{}, {"tran_id": ""}, {"tran_id": "x" * 5000, "verify_key": ",,,"},
+                                  {"verify_sign": "a", "verify_key": "nope"}])
+def test_malformed_ipn_is_refused_without_error(http, code, body):
+    r = http.post(f"/callbacks/{code}/ipn", data=body)
+    assert r.status_code in (400, 404) and "IPN refused" in r.text
+    r = http.get(f"/callbacks/{code}/success")
+    assert r.status_code == 404
+
+
+def test_refunds_through_the_refund_service(http, shop, run_jobs, code):
+    from app.models import Refund
+    from app.services.refunds import request_refund
+
+    merchant, key = shop
+    payment = _settle_by_query(http, key, code)
+    run_jobs()
+    first = request_refund(payment, 25_050, "one mango was bad", source="test")
+    run_jobs()
+    db.session.rollback()
+    first = db.session.get(Refund, first.id)
+    assert first.status == "succeeded" and first.gateway == code and first.gateway_reference
+    assert payment_by_public_id(payment.public_id).status == "partially_refunded"
+    rest = request_refund(payment_by_public_id(payment.public_id), source="test")
+    assert rest.amount == 100_000
+    run_jobs()
+    db.session.rollback()
+    assert db.session.get(Refund, rest.id).status == "succeeded"
+    payment = payment_by_public_id(payment.public_id)
+    assert payment.status == "refunded" and payment.amount_refunded == 125_050

@@ -19,13 +19,13 @@ from app.services.callbacks import apply_result
 from app.services.gateways import context_for, payment_info
 from tests.gateways._sc_helpers import (
     api_payment,
-    at_once,
     callback_events,
     choose_method,
     payment_by_public_id,
     queued_notifications,
     transitions,
 )
+from tests.gateways.helpers import assert_offered_everywhere, race
 
 # ../shared/gateways.md §6.2, checked with stripe-python 16.1.0.
 VECTOR_PAYLOAD = '{"id":"evt_test_webhook","object":"event","type":"checkout.session.completed"}'
@@ -226,7 +226,7 @@ def test_same_webhook_twice_at_once(http, shop, app):
     [body] = _webhooks("checkout.session.completed")
     url = f"{app.config['PUBLIC_BASE_URL']}/callbacks/stripe/webhook"
     db.session.rollback()
-    answers = at_once(4, lambda: requests.post(url, data=body, headers=signed_headers(body), timeout=30))
+    answers = race(4, lambda: requests.post(url, data=body, headers=signed_headers(body), timeout=30))
     assert [a.status_code for a in answers] == [200] * 4
     assert sorted(a.json()["result"] for a in answers).count("ok") == 1
     payment = payment_by_public_id(created["id"])
@@ -409,3 +409,39 @@ def test_refused_webhook_is_retried_with_a_fresh_signature(http, shop, run_jobs,
     payment = payment_by_public_id(created["id"])
     assert payment.status == "succeeded"
     assert [e.verified for e in callback_events(payment) if e.message.startswith("webhook:")] == [False, True]
+
+
+@pytest.mark.parametrize("currency", ["USD", "BDT"])
+def test_offered_to_new_and_demo_merchants(app, http, currency):
+    assert_offered_everywhere(app, http, "stripe", currency)
+
+
+@pytest.mark.parametrize("body", [b"", b"not json", b"[]", b'{"data": {"object": "x"}}', b'{"data": {"object": {}}}'])
+def test_malformed_webhook_is_refused_without_error(http, body):
+    r = http.post("/callbacks/stripe/webhook", data=body, headers=signed_headers(body))
+    assert r.status_code in (400, 404) and r.json()["received"] is False
+
+
+def test_refunds_through_the_refund_service(http, shop, run_jobs, sdk):
+    from app.models import Refund
+    from app.services.refunds import request_refund
+
+    merchant, key = shop
+    payment, ctx = _settle_by_query(http, key)
+    run_jobs()
+    first = request_refund(payment, 2_500, "damaged", source="test")
+    run_jobs()
+    db.session.rollback()
+    first = db.session.get(Refund, first.id)
+    assert first.status == "succeeded" and first.gateway_reference.startswith("re_test_")
+    assert payment_by_public_id(payment.public_id).status == "partially_refunded"
+    rest = request_refund(payment_by_public_id(payment.public_id), source="test")
+    run_jobs()
+    db.session.rollback()
+    assert db.session.get(Refund, rest.id).status == "succeeded"
+    payment = payment_by_public_id(payment.public_id)
+    assert payment.status == "refunded" and payment.amount_refunded == 12_500
+    stripe_refund = sdk.v1.refunds.retrieve(first.gateway_reference)
+    assert stripe_refund.amount == 2_500 and stripe_refund.metadata["refund_id"] == first.public_id
+    refunded = [e for e in callback_events(payment) if "refunded" in e.message]  # charge.refunded, acknowledged
+    assert len(refunded) == 2 and all(e.verified for e in refunded)

@@ -227,6 +227,7 @@ def test_invalid_card_details_are_a_form_error_and_change_nothing(http, shop, ru
     assert payment.status == "processing"
     assert timeline(payment) == STARTED
     assert get_queue("sandbox").count == 0  # the acquirer sent nothing
+    assert get_queue("sandbox").scheduled_job_registry.count == 0
     # The session is still open: the shopper can correct the card and pay.
     assert "Payment successful" in submit_card(http, card_url, PLAIN_VISA).text
 

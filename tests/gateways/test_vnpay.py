@@ -21,6 +21,7 @@ from app.gateways.vnpay import (
     verify_params,
     vn_time,
 )
+from app.sandbox._common import load
 from app.sandbox.vnpay import SANDBOX_CREDENTIALS
 from tests.gateways.helpers import (
     adapter_for,
@@ -33,6 +34,7 @@ from tests.gateways.helpers import (
     outbox_types,
     query_of,
     race,
+    refund_through_service,
     settle_by_query,
     transitions,
     unmatched_callbacks,
@@ -335,3 +337,13 @@ def test_amount_scaling():
 
 def test_offered_to_new_merchants_and_on_the_demo_checkout(app, http):
     assert_offered_everywhere(app, http, "vnpay", "VND")
+
+
+def test_partial_and_full_refund_through_the_refund_service(http, factories, run_jobs):
+    payment, params = pay(http, factories, amount=150_000)
+    run_jobs()
+    first = refund_through_service(payment, 40_000, run_jobs)
+    assert first.status == "succeeded" and payment.status == "partially_refunded"
+    rest = refund_through_service(payment, 110_000, run_jobs)
+    assert rest.status == "succeeded" and payment.status == "refunded" and payment.amount_refunded == 150_000
+    assert load("vnpay", "txn", payment.public_id)["amount_refunded"] == 15_000_000

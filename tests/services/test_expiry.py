@@ -3,7 +3,7 @@ import time
 from sqlalchemy import select
 
 from app.extensions import db, get_redis
-from app.models import OutboxEvent, Payment, PaymentEvent, utcnow
+from app.models import OutboxEvent, PaymentEvent, utcnow
 from app.services import expiry
 from tests.helpers import reload
 from tests.payflow import open_card_page, pay, submit_card
