@@ -35,18 +35,3 @@ def token_of(client, path="/dashboard/"):
     """A valid CSRF token for the signed-in session."""
     return csrf_token(client.get(path).text)
 
-
-def pay_with_test_card(http, payment):
-    """Pay `payment` as a shopper would, over real HTTP: checkout → test acquirer card + OTP → back to us."""
-    from tests.helpers import csrf_token
-
-    url = f"/pay/{payment.checkout_token}"
-    page = http.get(url)
-    r = http.post(url, data={"csrf_token": csrf_token(page.text), "method": "testcard"}, allow_redirects=False)
-    assert r.status_code == 303, r.text
-    r = http.post(r.headers["Location"], data={"card_number": "4444 4444 4444 4444", "exp": "12/39", "cvc": "123",
-                                               "name": "Sari Dewi"}, allow_redirects=False)
-    assert r.status_code == 303, r.text
-    location = r.headers["Location"]
-    r = http.post(location if location.startswith("http") else http.base_url + location, data={"otp": "123456"})
-    assert "Payment successful" in r.text

@@ -12,7 +12,8 @@ from app.extensions import db
 from app.models import Payment, utcnow
 from app.state_machine import Status, transition
 from tests.helpers import reload
-from tests.web.dashboard.conftest import pay_with_test_card, token_of
+from tests.payflow import pay
+from tests.web.dashboard.conftest import token_of
 
 
 def _set(payment, status=None, days_ago=None, gateway=None):
@@ -103,11 +104,11 @@ def test_detail_timeline_after_a_real_payment(signed_in, merchant, factories, ht
     payment = factories.payment(merchant, reference="ORDER-42", currency="USD", amount=2500,
                                 customer={"email": "sari@shop.example", "name": "Sari"},
                                 items=[{"name": "Coffee", "quantity": 2, "unit_amount": 1250}])
-    pay_with_test_card(http, payment)
+    pay(http, payment)
     run_jobs(advance=5)  # the acquirer's signed webhook, too
     html = signed_in.get(f"/dashboard/payments/{payment.public_id}").text
     assert "$25.00" in html and "ORDER-42" in html and "sari@shop.example" in html and "Coffee" in html
-    assert "Visa •••• 4444" in html
+    assert "Visa •••• 4242" in html
     assert "badge-succeeded" in html and "succeeded</span>" in html
     assert "Raw payload" in html and "verified</span>" in html
     assert html.count('class="tl tl-status_change"') >= 2  # pending → processing → succeeded
