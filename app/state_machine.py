@@ -17,6 +17,8 @@ confirms real money for a failed, cancelled or expired payment makes it `succeed
 from enum import StrEnum
 
 from sqlalchemy import update
+from sqlalchemy.orm.attributes import set_committed_value
+from sqlalchemy.sql import ClauseElement
 
 from app.extensions import db
 from app.models import Payment, PaymentEvent, utcnow
@@ -94,7 +96,11 @@ def transition(payment, to, *, reason, source, data=None, late_success=False, ch
         if result.rowcount != 1:
             db.session.refresh(payment)  # someone else moved it: re-read and re-decide
             continue
-        db.session.refresh(payment)
+        if any(isinstance(v, ClauseElement) for v in values.values()):
+            db.session.refresh(payment)
+        else:  # we know every value we wrote: no need to read the row back
+            for key, value in values.items():
+                set_committed_value(payment, key, value)
         message = reason + (" (late success: confirmed after the payment had " + current.value + ")" if is_late else "")
         db.session.add(
             PaymentEvent(

@@ -12,11 +12,12 @@ from dataclasses import dataclass
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import joinedload
 
 from app.extensions import db
 from app.gateways import get_gateway
 from app.gateways.base import Ack, CallbackError, CallbackResult, GatewayError, Outcome
-from app.models import Payment, PaymentEvent
+from app.models import Merchant, Payment, PaymentEvent
 from app.services.gateways import context_for, payment_info
 from app.state_machine import PAID, Status, transition
 
@@ -46,13 +47,17 @@ def _record(payment, code, kind, raw, *, verified, message, dedupe_key=None):
 
 
 def find_payment(code, lookup):
+    """The payment a callback claims, with its merchant and gateway accounts loaded in the same query."""
     if lookup.payment_id:
-        return db.session.scalar(select(Payment).where(Payment.public_id == lookup.payment_id))
-    if lookup.gateway_reference:
-        return db.session.scalar(
-            select(Payment).where(Payment.gateway == code, Payment.gateway_reference == lookup.gateway_reference)
-        )
-    return None
+        where = Payment.public_id == lookup.payment_id
+    elif lookup.gateway_reference:
+        where = (Payment.gateway == code) & (Payment.gateway_reference == lookup.gateway_reference)
+    else:
+        return None
+    query = select(Payment).where(where).options(
+        joinedload(Payment.merchant).joinedload(Merchant.gateway_accounts)
+    )
+    return db.session.scalars(query).unique().first()
 
 
 def handle_callback(code, kind, req):

@@ -6,21 +6,20 @@ adds rows, so a state change and the event it causes commit or roll back togethe
 
 import time
 
+from app import security
 from app.extensions import db
 from app.models import OutboxEvent
 
 
 def emit(event_type, merchant_id, obj, *, payment_id=None):
     """Add an OutboxEvent `{id, object: "event", type, created, data: {object}}` to the session (no commit)."""
-    event = OutboxEvent(merchant_id=merchant_id, payment_id=payment_id, type=event_type, payload={})
+    public_id = security.public_id("evt")
+    event = OutboxEvent(
+        public_id=public_id, merchant_id=merchant_id, payment_id=payment_id, type=event_type,
+        payload={"id": public_id, "object": "event", "type": event_type, "created": int(time.time()),
+                 "data": {"object": obj}},
+    )
     db.session.add(event)
-    db.session.flush()  # assigns public_id
-    event.payload = {
-        "id": event.public_id,
-        "object": "event",
-        "type": event_type,
-        "created": int(time.time()),
-        "data": {"object": obj},
-    }
+    db.session.flush()  # assigns the row id the after-commit relay needs
     db.session.info.setdefault("outbox_new", []).append(event.id)
     return event
