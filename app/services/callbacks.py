@@ -96,7 +96,7 @@ def handle_callback(code, kind, req):
         db.session.commit()
         return Handled(Ack.ERROR, payment)
 
-    problem = _money_problem(payment, result)
+    problem = money_problem(payment, result)
     if problem:
         _record(payment, code, kind, result.raw or raw, verified=False, message=f"refused: {problem}")
         db.session.commit()
@@ -122,7 +122,8 @@ def handle_callback(code, kind, req):
     return Handled(ack, payment, result, applied)
 
 
-def _money_problem(payment, result):
+def money_problem(payment, result):
+    """Why a verified gateway result must not be applied to `payment` (wrong payment, amount or currency), or None."""
     if result.payment_id and result.payment_id != payment.public_id:
         return f"the callback is for {result.payment_id}, not {payment.public_id}"
     if result.outcome == Outcome.SUCCEEDED and result.amount is None:

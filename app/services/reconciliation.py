@@ -17,7 +17,7 @@ from app.extensions import db
 from app.gateways import get_gateway
 from app.gateways.base import GatewayError
 from app.models import Payment, PaymentEvent, utcnow
-from app.services.callbacks import _money_problem, apply_result
+from app.services.callbacks import apply_result, money_problem
 from app.services.gateways import context_for, payment_info
 from app.state_machine import Status
 
@@ -48,7 +48,7 @@ def reconcile_payment(payment):
         db.session.commit()
         return False
     payment = db.session.get(Payment, payment_id)
-    problem = _money_problem(payment, result)
+    problem = money_problem(payment, result)
     if problem:
         _note(payment_id, code, f"refused: {problem}", result.raw)
         db.session.commit()
