@@ -7,7 +7,8 @@
 `transition()` is a compare-and-set: `UPDATE payments SET status=…, version=version+1 WHERE id=… AND status=…
 AND version=…`. Of two racing callers exactly one sees its row updated; the other re-reads and, if the move is
 no longer allowed, gets False. In the same transaction it writes the timeline event and the outbox event, so a
-status change without its webhook (or the reverse) can never be committed. It flushes; the caller commits.
+status change without its webhook (or the reverse) can never be committed. The UPDATE runs at once; the two
+new rows go with the caller's next flush or commit (one round trip for all of them), and the caller commits.
 
 Terminal states (failed, cancelled, expired, refunded) have no way out, with one exception: a gateway that
 confirms real money for a failed, cancelled or expired payment makes it `succeeded` with `late_success` set
@@ -114,7 +115,6 @@ def transition(payment, to, *, reason, source, data=None, late_success=False, ch
             )
         )
         emit(f"payment.{to.value}", payment.merchant_id, payment_dict(payment), payment_id=payment.id)
-        db.session.flush()
         return True
     return False
 

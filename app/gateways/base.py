@@ -217,6 +217,9 @@ class Gateway:
     credential_fields: dict = {}
     #: Callback kinds (path segments under /callbacks/<code>/) that are browser returns, not server-to-server.
     browser_kinds: frozenset = frozenset({"return"})
+    #: Callback kinds whose verification is local (a signature check, no call to the gateway). Any other
+    #: kind may call the gateway, so no database transaction is held open while it is verified.
+    local_kinds: frozenset = frozenset()
     timeout_seconds = 30
 
     def start(self, payment: PaymentInfo, ctx: GatewayContext) -> StartResult:

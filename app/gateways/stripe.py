@@ -81,6 +81,7 @@ class StripeGateway(Gateway):
     base_urls = {"sandbox": "https://api.stripe.com", "live": "https://api.stripe.com"}
     credential_fields = {"secret_key": "Secret key (sk_…)", "webhook_secret": "Webhook signing secret (whsec_…)"}
     browser_kinds = frozenset({"return", "cancel"})
+    local_kinds = frozenset({"webhook"})  # Stripe-Signature only
 
     def client(self, ctx):
         """A StripeClient for this merchant only (never the SDK's global api_key/api_base)."""

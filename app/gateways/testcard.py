@@ -72,6 +72,7 @@ class TestCardGateway(Gateway):
     name = "Card (test acquirer)"
     base_urls = {}  # only ever the built-in simulator
     credential_fields = {"secret_key": "Secret key", "webhook_secret": "Webhook signing secret"}
+    local_kinds = frozenset({"webhook"})  # Testcard-Signature only
 
     def _auth(self, ctx):
         return {"Authorization": f"Bearer {ctx.credentials.get('secret_key', '')}"}

@@ -140,6 +140,7 @@ class VNPayGateway(Gateway):
     base_urls = {"sandbox": "https://sandbox.vnpayment.vn", "live": "https://pay.vnpay.vn"}
     credential_fields = {"tmn_code": "Terminal code (vnp_TmnCode)", "hash_secret": "Hash secret (vnp_HashSecret)"}
     browser_kinds = frozenset({"return"})
+    local_kinds = frozenset({"ipn", "return"})  # vnp_SecureHash only
 
     def _secret(self, ctx):
         return ctx.credentials.get("hash_secret", "")

@@ -12,12 +12,12 @@ from dataclasses import dataclass
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import joinedload
+from sqlalchemy.orm import contains_eager
 
 from app.extensions import db
 from app.gateways import get_gateway
 from app.gateways.base import Ack, CallbackError, CallbackResult, GatewayError, Outcome
-from app.models import Merchant, Payment, PaymentEvent
+from app.models import GatewayAccount, Merchant, Payment, PaymentEvent
 from app.services.gateways import context_for, payment_info
 from app.state_machine import PAID, Status, transition
 
@@ -47,17 +47,39 @@ def _record(payment, code, kind, raw, *, verified, message, dedupe_key=None):
 
 
 def find_payment(code, lookup):
-    """The payment a callback claims, with its merchant and gateway accounts loaded in the same query."""
+    """(payment, the merchant's `code` account) for what a callback claims, in one query; (None, None) if unknown.
+
+    The merchant comes in the same row; of the merchant's gateway accounts only the one for `code` is read.
+    """
     if lookup.payment_id:
         where = Payment.public_id == lookup.payment_id
     elif lookup.gateway_reference:
         where = (Payment.gateway == code) & (Payment.gateway_reference == lookup.gateway_reference)
     else:
-        return None
-    query = select(Payment).where(where).options(
-        joinedload(Payment.merchant).joinedload(Merchant.gateway_accounts)
+        return None, None
+    query = (
+        select(Payment, GatewayAccount)
+        .join(Payment.merchant)
+        .outerjoin(GatewayAccount, (GatewayAccount.merchant_id == Payment.merchant_id) & (GatewayAccount.gateway == code))
+        .where(where)
+        .options(contains_eager(Payment.merchant).lazyload(Merchant.gateway_accounts))
     )
-    return db.session.scalars(query).unique().first()
+    row = db.session.execute(query).first()
+    return (row[0], row[1]) if row else (None, None)
+
+
+def _end_read_transaction():
+    """Commit the read-only transaction without expiring what it loaded (so nothing is read twice).
+
+    Stale data is harmless here: the amount and currency never change, and the state machine's
+    compare-and-set re-reads the payment if its status moved meanwhile.
+    """
+    session = db.session()
+    session.expire_on_commit = False
+    try:
+        session.commit()
+    finally:
+        session.expire_on_commit = True
 
 
 def handle_callback(code, kind, req):
@@ -76,15 +98,15 @@ def handle_callback(code, kind, req):
         db.session.commit()
         return Handled(Ack.INVALID_REQUEST)
 
-    payment = find_payment(code, lookup)
-    account = payment.merchant.gateway_account(code) if payment else None
+    payment, account = find_payment(code, lookup)
     if payment is None or account is None:
         _record(None, code, kind, raw, verified=False, message="no such payment")
         db.session.commit()
         return Handled(Ack.NOT_FOUND)
 
     info, ctx = payment_info(payment, code), context_for(account)
-    db.session.commit()  # no transaction held while the adapter may call the gateway
+    if kind not in gateway.local_kinds:
+        _end_read_transaction()  # no transaction held while the adapter calls the gateway
     try:
         result = gateway.verify_callback(kind, req, info, ctx)
     except CallbackError as exc:

@@ -12,7 +12,11 @@ from app.models import OutboxEvent
 
 
 def emit(event_type, merchant_id, obj, *, payment_id=None):
-    """Add an OutboxEvent `{id, object: "event", type, created, data: {object}}` to the session (no commit)."""
+    """Add an OutboxEvent `{id, object: "event", type, created, data: {object}}` to the session.
+
+    No flush and no commit: the row goes in with the caller's next flush, together with the state change's other
+    rows, and its id reaches the after-commit relay then.
+    """
     public_id = security.public_id("evt")
     event = OutboxEvent(
         public_id=public_id, merchant_id=merchant_id, payment_id=payment_id, type=event_type,
@@ -20,6 +24,5 @@ def emit(event_type, merchant_id, obj, *, payment_id=None):
                  "data": {"object": obj}},
     )
     db.session.add(event)
-    db.session.flush()  # assigns the row id the after-commit relay needs
-    db.session.info.setdefault("outbox_new", []).append(event.id)
+    db.session.info.setdefault("outbox_added", []).append(event)  # its id, once flushed, goes to the relay
     return event

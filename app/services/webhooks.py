@@ -68,6 +68,12 @@ def register_outbox_relay(app):
                 if payment is not None:
                     times.append((payment_id, payment.expires_at))
 
+    @event.listens_for(Session, "after_flush")
+    def _note_outbox_ids(session, flush_context):
+        added = session.info.pop("outbox_added", None)
+        if added:
+            session.info.setdefault("outbox_new", []).extend(e.id for e in added)
+
     @event.listens_for(Session, "after_commit")
     def _relay(session):
         events = session.info.pop("outbox_new", None)
@@ -84,7 +90,7 @@ def register_outbox_relay(app):
 
     @event.listens_for(Session, "after_rollback")
     def _forget(session):
-        for key in ("outbox_new", "payments_created", "payment_expiry", "refunds_created"):
+        for key in ("outbox_added", "outbox_new", "payments_created", "payment_expiry", "refunds_created"):
             session.info.pop(key, None)
 
 

@@ -17,6 +17,7 @@ def test_secret_is_revealed_only_on_demand(signed_in, merchant):
 def test_events_list_every_attempt(signed_in, merchant, factories):
     payment = factories.payment(merchant)
     event = emit("payment.succeeded", merchant.id, {"id": payment.public_id}, payment_id=payment.id)
+    db.session.flush()  # emit() leaves the row to the next flush; the attempts need its id
     db.session.add_all([
         WebhookAttempt(event_id=event.id, url="https://shop.example/h", status_code=500, latency_ms=12,
                        response_body="boom"),
