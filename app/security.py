@@ -6,6 +6,7 @@ encrypted with a Fernet key taken from ENCRYPTION_KEY, or derived from SECRET_KE
 """
 
 import base64
+import functools
 import hashlib
 import hmac
 import json
@@ -32,23 +33,32 @@ def hash_api_key(key):
     return hashlib.sha256(key.encode()).hexdigest()
 
 
-def _fernet():
+def _key():
     raw = current_app.config.get("ENCRYPTION_KEY")
     if raw:
-        key = raw.encode() if isinstance(raw, str) else raw
-    else:
-        digest = hashlib.sha256(b"paysmith-at-rest:" + current_app.config["SECRET_KEY"].encode()).digest()
-        key = base64.urlsafe_b64encode(digest)
+        return raw.encode() if isinstance(raw, str) else raw
+    digest = hashlib.sha256(b"paysmith-at-rest:" + current_app.config["SECRET_KEY"].encode()).digest()
+    return base64.urlsafe_b64encode(digest)
+
+
+@functools.lru_cache(maxsize=8)
+def _fernet(key):
     return Fernet(key)
 
 
+@functools.lru_cache(maxsize=4096)
+def _decrypt(key, token):
+    # Stored secrets are read on every gateway callback: decrypt each ciphertext once per process.
+    return _fernet(key).decrypt(token.encode()).decode()
+
+
 def encrypt(plaintext):
-    return _fernet().encrypt(plaintext.encode()).decode()
+    return _fernet(_key()).encrypt(plaintext.encode()).decode()
 
 
 def decrypt(token):
     try:
-        return _fernet().decrypt(token.encode()).decode()
+        return _decrypt(_key(), token)
     except InvalidToken as exc:
         raise RuntimeError("cannot decrypt a stored secret: ENCRYPTION_KEY/SECRET_KEY changed?") from exc
 
