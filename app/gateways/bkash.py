@@ -6,8 +6,13 @@ Wire protocol (served offline by app/sandbox/bkash.py), every call `POST` JSON u
   `expires_in` = 3600 s) and `refresh_token`; `token/refresh` adds `refresh_token` to the body. bKash blocks
   callers that ask for tokens more than twice an hour, so one token per merchant account is cached in Redis
   and refreshed (not re-granted) shortly before it expires.
-- Payment calls carry `Authorization: <id_token>` and `X-APP-Key: <app_key>`. Answers are an envelope with
-  `statusCode` ("0000" = success) and `statusMessage`; anything else is bKash's error code.
+- Payment calls carry `Authorization: <id_token>` and `X-APP-Key: <app_key>`. Answers are HTTP 200 with an
+  envelope of `statusCode` ("0000" = success) and `statusMessage`; anything else is bKash's error code.
+  Authorisation is refused before that, by bKash's API gateway: HTTP 401 `{"message": "Unauthorized"}` (an
+  invalid id_token) or `{"message": "The incoming token has expired"}`, HTTP 403 `{"message": "Forbidden"}` (a
+  wrong X-APP-Key). On a 401 we drop the cached token, get a new one (refresh, else grant) and retry the call
+  once, as bKash's own WooCommerce plugin does (bKash-for-woocommerce, includes/classes/ApiComm.php); a 403 is
+  not retried (a new token does not fix the app key, and grants are rationed).
 - `create` (`mode` 0011, `payerReference`, `callbackURL`, `amount` as a decimal string, `currency` BDT,
   `intent` sale, `merchantInvoiceNumber` = our payment id) → `paymentID`, `bkashURL`.
 - The shopper's browser comes back to `callbackURL?paymentID=…&status=success|failure|cancel`. bKash sends no
@@ -16,10 +21,14 @@ Wire protocol (served offline by app/sandbox/bkash.py), every call `POST` JSON u
   `transactionStatus` Completed with our exact amount; on `failure`/`cancel` we ask `payment/status` and apply
   only what bKash reports.
 - `payment/status` is used only where bKash allows it: when `execute` gave no answer (timed out — bKash's own
-  limit is 30 s) or for a payment that was never executed. bKash fails merchants' UAT for querying payments
-  that execute already answered. `execute` runs at most once per paymentID (a Redis guard shared by every web
-  process); its answer is kept so a duplicate or concurrent return re-uses it instead of executing again.
-- `payment/refund` (`paymentID`, `amount`, `trxID`, `sku`, `reason`) — partial refunds allowed.
+  limit is 30 s), when execute answers 2117 "Payment execution already been called before" (an execute of ours
+  reached bKash but its answer never reached us, so the outcome is unknown), or for a payment that was never
+  executed. bKash fails merchants' UAT for querying payments that execute already answered. `execute` runs at
+  most once per paymentID (a Redis guard shared by every web process); its answer is kept so a duplicate or
+  concurrent return re-uses it instead of executing again.
+- `payment/refund` (`paymentID`, `amount`, `trxID`, `sku`, `reason`) → `completedTime`, `transactionStatus`
+  (Completed), `originalTrxID`, `refundTrxID`, `amount`, `currency`, `charge` — partial refunds allowed. The
+  same call with only `paymentID` and `trxID` is bKash's refund status.
 Amounts are decimal strings in taka; our minor units are paisa (BDT has 2 decimals here).
 """
 
@@ -56,6 +65,9 @@ TOKEN_CACHE_SECONDS = 7 * 24 * 3600
 ANSWER_TTL_SECONDS = 7 * 24 * 3600
 #: bKash's own limit for execute; `BKASH_EXECUTE_TIMEOUT_SECONDS` overrides it (tests use a short one).
 EXECUTE_TIMEOUT_SECONDS = 30
+#: execute's answer when an earlier execute of this paymentID reached bKash (bKash sandbox logs).
+EXECUTED_BEFORE = "2117"
+#: Guard states: execute running, or execute gave no usable answer (timeout or 2117) and only a query can tell.
 PENDING, TIMED_OUT = "pending", "timeout"
 
 _STATUS = {
@@ -165,8 +177,8 @@ class BkashGateway(Gateway):
                    "Accept": "application/json"}
         response = self.http("POST", f"{ctx.base_url}{API_PATH}/{path}", headers=headers, json=body,
                              timeout=timeout or self.timeout_seconds)
-        if response.status_code in (401, 403) and retry_auth:
-            self.token(ctx, stale=token)  # bKash revoked or expired our token early: one new one, once
+        if response.status_code == 401 and retry_auth:
+            self.token(ctx, stale=token)  # bKash refused or expired our token early: one new one, once
             return self._call(ctx, path, body, timeout=timeout, retry_auth=False)
         return self._answer(response)
 
@@ -200,9 +212,10 @@ class BkashGateway(Gateway):
         """bKash's answer about this payment, with `execute` called at most once ever per paymentID.
 
         Returns ("execute", answer) for execute's answer (first call or a duplicate re-using it), or
-        ("query", answer) when execute gave no answer (now or in an earlier request) and bKash was asked
-        instead. Raises GatewayError for an execute refused with an error code (the guard is released:
-        nothing was executed, the shopper may still complete) or when nothing could be learned.
+        ("query", answer) when execute gave no answer (now or in an earlier request) or answered 2117 (an
+        earlier execute reached bKash unseen) and bKash was asked instead. Raises GatewayError for an execute
+        refused with another error code (the guard is released: nothing was executed, the shopper may still
+        complete) or when nothing could be learned.
         """
         redis = get_redis()
         key = self._execute_key(ctx, payment_id)
@@ -210,7 +223,7 @@ class BkashGateway(Gateway):
             try:
                 answer = self._call(ctx, "execute", {"paymentID": payment_id}, timeout=self._execute_timeout())
             except GatewayError as exc:
-                if exc.timeout:
+                if exc.timeout or exc.code == EXECUTED_BEFORE:
                     redis.set(key, TIMED_OUT, ex=ANSWER_TTL_SECONDS)
                     return "query", self._query_status(ctx, payment_id)
                 redis.delete(key)
@@ -228,7 +241,7 @@ class BkashGateway(Gateway):
             time.sleep(0.05)
 
     def execute_state(self, ctx, payment_id):
-        """None (never executed), PENDING (running), TIMED_OUT (no answer) or execute's answer (a dict).
+        """None (never executed), PENDING (running), TIMED_OUT (no usable answer) or execute's answer (a dict).
 
         A guard left pending longer than the execute timeout (its process died mid-call) counts as no
         answer: bKash may have executed, so it is settled by a query, never by a second execute.

@@ -12,13 +12,17 @@ Wire protocol (served offline by app/sandbox/nagad.py), JSON under `<base>/api/d
   acceptDateTime}`.
 - `POST check-out/complete/{paymentReferenceId}` over `{merchantId, orderId, currencyCode "050", amount
   "12.50", challenge}` plus `merchantCallbackURL` → `{status: "Success", callBackUrl}`: the shopper goes there.
-- The shopper returns to our callback with `merchant, order_id, payment_ref_id, status, status_code, message,
-  …` (unsigned). We never act on it: we call `GET verify/payment/{payment_ref_id}`. That answer is plain JSON —
+- The shopper returns to our callback with `merchant, order_id, payment_ref_id, status` (Success, Aborted, …),
+  `status_code` (e.g. 00_0000_000), `message, payment_dt, issuer_payment_ref` (unsigned). We never act on it:
+  we call `GET verify/payment/{payment_ref_id}`. That answer is plain JSON —
   Nagad does not sign it (its official sample reads it as is) — so what we check is that it came from Nagad's
   API, and names our merchantId, our orderId and the paymentRefId Nagad gave us in its *signed* initialize
   answer, with our exact amount, before applying its `status`.
-- Refund (`purchase/cancel?paymentRefId=…&orderId=…`, `sensitiveDataCancelRequest` + `signature`) follows the
-  most used community client (codeboxr/nagad); Nagad has not published it.
+- Refund: `POST purchase/cancel?paymentRefId=…&orderId=…` `{sensitiveDataCancelRequest, signature}` sealing
+  `{merchantId, originalRequestDate (yyyyMMdd, Bangladesh time), originalAmount, cancelAmount, referenceNo,
+  referenceMessage}`; the sealed answer holds `status` (Refunded / PartialRefunded / Cancelled /
+  PartialCancelled), `originalAmount`, `cancelAmount`, `cancelTrxId`. Nagad has not published this: it follows
+  the community clients (codeboxrcodehub/nagad src/Payment/Refund.php, and an F# client).
 Errors are `{reason, message}`. Nagad's timestamps are Bangladesh time (UTC+6, no DST) whatever our zone.
 """
 
@@ -56,16 +60,25 @@ CURRENCY_CODE = "050"
 #: RSA-2048 with PKCS#1 v1.5 padding takes at most 245 bytes of plaintext.
 MAX_PLAINTEXT = 245
 
+#: verify's `status`. Success and Aborted are seen in callbacks; the rest is the enum of one community client
+#: (Nagad publishes none). A refunded or partly cancelled payment was paid: its refunds are tracked by us.
 _STATUS = {
     "Success": Outcome.SUCCEEDED,
+    "Refunded": Outcome.SUCCEEDED,
+    "PartialRefunded": Outcome.SUCCEEDED,
+    "PartialCancelled": Outcome.SUCCEEDED,
     "Aborted": Outcome.CANCELLED,
     "Cancelled": Outcome.CANCELLED,
     "Failed": Outcome.FAILED,
+    "Fraud": Outcome.FAILED,
+    "InvalidRequest": Outcome.FAILED,
     "Expired": Outcome.EXPIRED,
     "OrderInitiated": Outcome.PROCESSING,
     "Ready": Outcome.PROCESSING,
     "InProgress": Outcome.PROCESSING,
 }
+#: purchase/cancel's `status` when the refund was made.
+REFUND_DONE = frozenset({"Refunded", "PartialRefunded", "Cancelled", "PartialCancelled"})
 
 
 def dhaka_now(fmt="%Y%m%d%H%M%S", now=None):
@@ -266,6 +279,6 @@ class NagadGateway(Gateway):
                 raise
             return RefundResult("failed", message=str(exc), raw=exc.raw)
         data = self._open(answer, ctx)
-        status = "succeeded" if data.get("status") == "Success" else "failed"
+        status = "succeeded" if data.get("status") in REFUND_DONE else "failed"
         return RefundResult(status, gateway_reference=data.get("cancelTrxId"),
                             message=f"Nagad refund {data.get('status')}", raw=data)

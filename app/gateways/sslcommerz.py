@@ -11,8 +11,14 @@ Wire protocol (developer.sslcommerz.com v4; the official PHP/Python libraries; .
   confirmed with the transaction query API.
 - The shopper's browser comes back with a form POST to success/fail/cancel URLs carrying the same fields;
   we never act on them, we ask SSLCommerz (transaction query by `tran_id`).
-- Refund (`bank_tran_id`, `refund_amount`, `refund_remarks`, `refe_id`) and refund status (`refund_ref_id`)
-  are GETs on `/validator/api/merchantTransIDvalidationAPI.php`, like the transaction query.
+- Refund and refund status are GETs on `/validator/api/merchantTransIDvalidationAPI.php`, like the transaction
+  query. Refund: `bank_tran_id`, `refund_trans_id` (our own unique refund id; newer integrations send it and
+  describe it as required, so a retried refund names the same refund), `refund_amount`, `refund_remarks`,
+  `refe_id` (optional) → `APIConnect`, `bank_tran_id`, `trans_id`, `refund_ref_id`, `status` (success / failed /
+  processing), `errorReason`. Refund status: `refund_ref_id` → `APIConnect`, `bank_tran_id`, `tran_id`,
+  `refund_ref_id`, `initiated_on`, `refunded_on`, `status` (refunded / processing / cancelled), `errorReason`.
+  Those two status lists and APIConnect's values (DONE / FAILED / INACTIVE / INVALID_REQUEST) are written from
+  memory of SSLCommerz's official docs, not checked against a copy.
 Amounts travel as decimal strings in major units; non-BDT payments are settled in BDT, and SSLCommerz
 reports the original currency and amount as `currency_type`/`currency_amount` (the official PHP library
 checks those for non-BDT payments, as we do).
@@ -126,7 +132,7 @@ class SSLCommerzGateway(Gateway):
         data = self._json(self.http("GET", f"{ctx.base_url}{path}",
                                     params={**params, **self._auth(ctx), "v": 1, "format": "json"}))
         if data.get("APIConnect") not in (None, "DONE"):
-            # INVALID_REQUEST, FAILED (authentication), INACTIVE (store)
+            # INVALID_REQUEST, FAILED (authentication), INACTIVE (store) — from memory of the official docs
             raise GatewayError(f"{self.name} refused the call: {data['APIConnect']}", code=data["APIConnect"],
                                raw=data)
         return data
@@ -261,7 +267,7 @@ class SSLCommerzGateway(Gateway):
         bank_tran_id = payment.gateway_transaction_id or self.query(payment, ctx).gateway_transaction_id
         if not bank_tran_id:
             raise GatewayError("the payment has no SSLCommerz bank transaction to refund")
-        data = self._get(ctx, TRANSACTION_PATH, bank_tran_id=bank_tran_id,
+        data = self._get(ctx, TRANSACTION_PATH, bank_tran_id=bank_tran_id, refund_trans_id=refund_id,
                          refund_amount=money.format_plain(amount, payment.currency),
                          refund_remarks=f"Refund {refund_id} of {payment.reference}"[:255], refe_id=refund_id)
         if data.get("status") not in ("success", "processing") or not data.get("refund_ref_id"):

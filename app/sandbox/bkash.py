@@ -2,16 +2,21 @@
 
 API under `/sandbox/bkash/v1.2.0-beta/tokenized/checkout/…` as bKash serves it under
 `https://tokenized.sandbox.bka.sh/v1.2.0-beta/tokenized/checkout/…`: `token/grant`, `token/refresh`,
-`create`, `execute`, `payment/status`, `payment/refund`. Every answer is HTTP 200 with bKash's
-`statusCode`/`statusMessage` envelope; a missing, expired or foreign id_token gets the API gateway's 401
-`{"message": "Unauthorized"}`. The wallet page at `/sandbox/bkash/redirect/tokenized/?paymentID=…` has buttons
-named `outcome` (success, failure, cancel) and sends the browser back to
-`callbackURL?paymentID=…&status=…&signature=…&apiVersion=1.2.0-beta`, as bKash does. bKash sends no
-server-to-server notification in this flow.
+`create`, `execute`, `payment/status`, `payment/refund` (which is also the refund status call when the
+body holds only `paymentID` and `trxID`). Business answers are HTTP 200 with bKash's `statusCode`/
+`statusMessage` envelope (errors: statusCode other than "0000"). Authorisation is refused earlier, by bKash's
+API gateway, without that envelope (bKash-developer/bKash-for-woocommerce, includes/classes/ApiComm.php, which
+grants a new token on 401): a missing or unknown id_token gets HTTP 401 `{"message": "Unauthorized"}`, an
+expired one HTTP 401 `{"message": "The incoming token has expired"}`, a wrong `X-APP-Key` HTTP 403
+`{"message": "Forbidden"}` (the id_token is checked first: the order is the simulator's choice). The wallet
+page at `/sandbox/bkash/redirect/tokenized/?paymentID=…` has buttons named `outcome` (success, failure,
+cancel) and sends the browser back to `callbackURL?paymentID=…&status=…&signature=…&apiVersion=1.2.0-beta`, as
+bKash does. bKash sends no server-to-server notification in this flow.
 
 A `success` on the wallet page only authorises the payment; it is `Completed` once the merchant calls
-`execute`, which answers once (a second call gets 2117). Tests can make `execute` answer late
-(`set_execute_delay`); the payment is completed before the delay, as when bKash's answer is lost on the way.
+`execute`, which answers once (a second call gets 2117 "Payment execution already been called before", as
+bKash's sandbox does). Tests can make `execute` answer late (`set_execute_delay`); the payment is completed
+before the delay, as when bKash's answer is lost on the way.
 Error codes are bKash's published ones (developer.bka.sh/docs/error-codes, via gateways.md §4).
 """
 
@@ -36,6 +41,8 @@ SANDBOX_CREDENTIALS = {
     "password": "sandboxTokenizedUser02@12345",
 }
 TOKEN_SECONDS = 3600
+#: How long an expired id_token is still recognised (and answered "expired" rather than "Unauthorized").
+EXPIRED_TOKEN_MEMORY = 24 * 3600
 REFRESH_TOKEN_SECONDS = 28 * 24 * 3600
 DHAKA = timezone(timedelta(hours=6))
 ERRORS = {
@@ -85,8 +92,13 @@ def _error(code):
     return jsonify({"statusCode": code, "statusMessage": ERRORS[code]})
 
 
-def _unauthorized():
-    return jsonify({"message": "Unauthorized"}), 401
+def _unauthorized(message="Unauthorized"):
+    return jsonify({"message": message}), 401
+
+
+def expire_token(id_token):
+    """Make an issued id_token expire now (for tests: bKash's clock ran out before the merchant's did)."""
+    get_redis().set(_key("id_token", id_token), str(time.time() - 1), ex=EXPIRED_TOKEN_MEMORY)
 
 
 def _same(a, b):
@@ -97,7 +109,7 @@ def _issue_token():
     id_token = "eyJraWQiOiJzYW5kYm94In0." + secrets.token_urlsafe(48)
     refresh_token = "eyJjdHkiOiJKV1QifQ." + secrets.token_urlsafe(48)
     redis = get_redis()
-    redis.set(_key("id_token", id_token), "1", ex=TOKEN_SECONDS)
+    redis.set(_key("id_token", id_token), str(time.time() + TOKEN_SECONDS), ex=TOKEN_SECONDS + EXPIRED_TOKEN_MEMORY)
     redis.set(_key("refresh_token", refresh_token), "1", ex=REFRESH_TOKEN_SECONDS)
     return jsonify({"statusCode": "0000", "statusMessage": "Successful", "id_token": id_token,
                     "token_type": "Bearer", "expires_in": TOKEN_SECONDS, "refresh_token": refresh_token})
@@ -136,10 +148,17 @@ def refresh():
     return _issue_token()
 
 
-def _authorized():
+def _auth_refusal():
+    """The API gateway's answer to a payment call it refuses (401 token, 403 app key), or None."""
     token = request.headers.get("Authorization", "")
-    return (token and get_redis().exists(_key("id_token", token))
-            and _same(request.headers.get("X-APP-Key"), SANDBOX_CREDENTIALS["app_key"]))
+    expires_at = get_redis().get(_key("id_token", token)) if token else None
+    if expires_at is None:
+        return _unauthorized()
+    if float(expires_at) <= time.time():
+        return _unauthorized("The incoming token has expired")
+    if not _same(request.headers.get("X-APP-Key"), SANDBOX_CREDENTIALS["app_key"]):
+        return jsonify({"message": "Forbidden"}), 403
+    return None
 
 
 def _public(p):
@@ -151,8 +170,9 @@ def _public(p):
 
 @bp.post(f"{API}/create")
 def create():
-    if not _authorized():
-        return _unauthorized()
+    refusal = _auth_refusal()
+    if refusal:
+        return refusal
     body = request.get_json(silent=True)
     if not isinstance(body, dict):
         return _error("2065")
@@ -191,8 +211,9 @@ def _payment_call(view):
 
     @functools.wraps(view)
     def wrapper():
-        if not _authorized():
-            return _unauthorized()
+        refusal = _auth_refusal()
+        if refusal:
+            return refusal
         body = request.get_json(silent=True)
         body = body if isinstance(body, dict) else {}
         payment_id = str(body.get("paymentID") or "")
@@ -235,21 +256,38 @@ def status(body, payment):
 @bp.post(f"{API}/payment/refund")
 @_payment_call
 def refund(body, payment):
-    if not body.get("trxID") or body.get("amount") in (None, ""):
+    if not body.get("trxID"):
         return _error("2065")
     if body["trxID"] != payment.get("trxID") or payment["transactionStatus"] != "Completed":
         return _error("2056")
+    if set(body) == {"paymentID", "trxID"}:  # refund status: the same call without amount, sku and reason
+        return _refund_status(payment)
+    if body.get("amount") in (None, ""):
+        return _error("2065")
     refunded = Decimal(payment["refunded"])
     amount = decimal_amount(body["amount"], most=Decimal(payment["amount"]) - refunded)
     if amount is None:
         return _error("2006")
-    refund_trx = _trx_id()
+    done = {"refundTrxID": _trx_id(), "amount": str(amount), "completedTime": _now_text()}
     payment["refunded"] = str(refunded + amount)
-    payment["refunds"].append({"refundTrxID": refund_trx, "amount": str(amount)})
+    payment["refunds"].append(done)
     save(CODE, "payment", payment["paymentID"], payment)
-    return jsonify({"statusCode": "0000", "statusMessage": "Successful", "originalTrxID": payment["trxID"],
-                    "refundTrxID": refund_trx, "transactionStatus": "Completed", "amount": str(amount),
-                    "currency": "BDT", "charge": "0.00", "completedTime": _now_text()})
+    return _refund_answer(payment, done)
+
+
+def _refund_answer(payment, done):
+    return jsonify({"statusCode": "0000", "statusMessage": "Successful", "completedTime": done["completedTime"],
+                    "transactionStatus": "Completed", "originalTrxID": payment["trxID"],
+                    "refundTrxID": done["refundTrxID"], "amount": done["amount"], "currency": "BDT",
+                    "charge": "0.00"})
+
+
+def _refund_status(payment):
+    """The latest refund of the payment (which refund the status call describes when there are several, and
+    the answer when there is none, are the simulator's choice)."""
+    if not payment["refunds"]:
+        return _error("2056")
+    return _refund_answer(payment, payment["refunds"][-1])
 
 
 # --- the shopper's wallet page ------------------------------------------------------------------------------

@@ -10,7 +10,13 @@ as Nagad issues them, so every process agrees): it decrypts what merchants send 
 their SHA256withRSA signature with the merchant's public key, and answers encrypted to the merchant and signed
 by itself. Errors are `{"reason", "message"}` with HTTP 400 (Nagad's HTTP codes and reason names are not
 published; these are the simulator's). The shopper's page has buttons named `outcome` and sends the browser
-back to `merchantCallbackURL?merchant=…&order_id=…&payment_ref_id=…&status=…&status_code=…&message=…`.
+back to `merchantCallbackURL?merchant=…&order_id=…&payment_ref_id=…&status=…&status_code=…&message=…
+&payment_dt=…&issuer_payment_ref=…`.
+
+`purchase/cancel` (a refund; from community clients, Nagad publishes none) answers, sealed, `status`,
+`originalAmount`, `cancelAmount`, `cancelTrxId`; afterwards verify reports the payment `PartialRefunded` or
+`Refunded` (the simulator's choice among Refunded / PartialRefunded / Cancelled / PartialCancelled), and the
+same `referenceNo` asked again gets the same answer.
 """
 
 import base64
@@ -246,7 +252,7 @@ def cancel():
         return _error("InvalidSignature", "Sensitive data could not be verified")
     if data.get("merchantId") != session["merchantId"] or data.get("originalAmount") != session["amount"]:
         return _error("InvalidSensitiveData", "Sensitive data does not match the payment")
-    if session["status"] != "Success":
+    if session["status"] not in ("Success", "PartialRefunded", "Refunded"):
         return _error("InvalidState", "Only a successful payment can be cancelled")
     key = str(data.get("referenceNo") or "")
     if not key:
@@ -257,10 +263,11 @@ def cancel():
     amount = decimal_amount(data.get("cancelAmount"), most=Decimal(session["amount"]) - done)
     if amount is None:
         return _error("InvalidAmount", "Cancel amount is invalid or exceeds the refundable amount")
-    answer = {"paymentRefId": reference, "referenceNo": key, "cancelAmount": data["cancelAmount"],
-              "cancelTrxId": "NGC" + secrets.token_hex(5).upper(), "status": "Success",
-              "cancelDateTime": _dhaka_now().strftime("%Y%m%d%H%M%S")}
-    session["cancelled"] = str(done + amount)
+    done += amount
+    status = "Refunded" if done == Decimal(session["amount"]) else "PartialRefunded"
+    answer = {"status": status, "originalAmount": session["amount"], "cancelAmount": data["cancelAmount"],
+              "cancelTrxId": "NGC" + secrets.token_hex(5).upper()}
+    session.update(cancelled=str(done), status=status)
     session["refunds"][key] = answer
     save(CODE, "payment", reference, session)
     return _sealed(answer)

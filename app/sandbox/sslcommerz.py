@@ -6,8 +6,9 @@ refund and refund status — same paths, form fields, signatures and answers (se
 Both mounts share one transaction store, as they are one service. A session opened with
 `multi_card_name=dbblmobilebanking` shows the Rocket wallet page instead of the channel list.
 
-Not published by SSLCommerz, so chosen here: the IPN retry schedule (WEBHOOK_RETRIES), the wording of
-errors other than the credential error, refunds completing at once (status `refunded` on the first query).
+Not published by SSLCommerz, so chosen here: the IPN retry schedule (IPN_RETRIES), the wording of
+errors other than the credential error, refunds completing at once (status `refunded` on the first query),
+and the answer to a refund whose `refund_trans_id` was already used (the same refund, `processing`).
 """
 
 import hashlib
@@ -227,7 +228,9 @@ def _refund(args):
     if session is None or session["store_id"] != args["store_id"]:
         return jsonify({**base, "errorReason": "Invalid bank_tran_id"})
     base["trans_id"] = session["tran_id"]
-    existing = next((r for r in session["refunds"] if args.get("refe_id") and r["refe_id"] == args["refe_id"]), None)
+    if not args.get("refund_trans_id"):
+        return jsonify({**base, "errorReason": "refund_trans_id is required"})
+    existing = next((r for r in session["refunds"] if r.get("refund_trans_id") == args["refund_trans_id"]), None)
     if existing:  # the same refund asked again: SSLCommerz says it is already in hand
         return jsonify({**base, "refund_ref_id": existing["refund_ref_id"], "status": "processing", "errorReason": ""})
     amount = _money(args.get("refund_amount", ""))
@@ -236,8 +239,8 @@ def _refund(args):
     refunded = sum(Decimal(r["amount"]) for r in session["refunds"])
     if amount is None or amount <= 0 or amount > Decimal(session["total_amount"]) - refunded:
         return jsonify({**base, "errorReason": "Refund amount is greater than the refundable amount"})
-    refund = {"refund_ref_id": secrets.token_hex(8), "refe_id": args.get("refe_id", ""), "amount": str(amount),
-              "initiated_on": _dhaka_now()}
+    refund = {"refund_ref_id": secrets.token_hex(8), "refund_trans_id": args["refund_trans_id"],
+              "refe_id": args.get("refe_id", ""), "amount": str(amount), "initiated_on": _dhaka_now()}
     session["refunds"].append(refund)
     save(STATE, "session", key, session)
     save(STATE, "refund", refund["refund_ref_id"], key)

@@ -4,6 +4,7 @@ import json
 import time
 
 import pytest
+import requests
 
 from app.extensions import db, get_redis
 from app.gateways.base import GatewayError, Outcome
@@ -174,6 +175,52 @@ def test_revoked_token_is_replaced_once(http, factories):
     assert sim.stats("grant") + sim.stats("refresh") == 2
 
 
+def test_api_gateway_refusals_are_answered_like_bkash(http, factories):
+    """Authorisation is refused by bKash's API gateway (401/403, a bare message); business errors are 200."""
+    merchant, payment, _ = start(http, factories, "bkash")
+    gateway, info, ctx = adapter_and_context(payment, "bkash")
+    token, app_key = gateway.token(ctx), ctx.credentials["app_key"]
+
+    def status(token, app_key):
+        return requests.post(f"{ctx.base_url}/v1.2.0-beta/tokenized/checkout/payment/status", timeout=10,
+                             headers={"Authorization": token, "X-APP-Key": app_key},
+                             json={"paymentID": "TR0011NOPE"})
+
+    r = status(token, app_key)
+    assert r.status_code == 200 and r.json() == {"statusCode": "2002", "statusMessage": "Invalid Payment ID"}
+    r = status("not-a-token", app_key)
+    assert r.status_code == 401 and r.json() == {"message": "Unauthorized"}
+    r = status(token, "not-our-app-key")
+    assert r.status_code == 403 and r.json() == {"message": "Forbidden"}
+    sim.expire_token(token)
+    r = status(token, app_key)
+    assert r.status_code == 401 and r.json() == {"message": "The incoming token has expired"}
+
+
+def test_expired_token_is_replaced_and_the_call_retried_once(http, factories):
+    """bKash's clock says the token expired before ours did: refresh it (no grant) and retry the call once."""
+    merchant, payment, _ = start(http, factories, "bkash")
+    gateway, info, ctx = adapter_and_context(payment, "bkash")
+    token_key = _account_key(ctx) + ":token"
+    stale = json.loads(get_redis().get(token_key))["id_token"]
+    sim.expire_token(stale)
+    assert gateway.query(info, ctx).outcome == Outcome.PROCESSING
+    assert sim.stats("grant") == 1 and sim.stats("refresh") == 1 and sim.stats("query") == 1
+    assert json.loads(get_redis().get(token_key))["id_token"] != stale
+
+
+def test_wrong_app_key_is_forbidden_and_not_retried(http, factories):
+    """A 403 is about the app key, not the token: no new token is asked for (bKash rations grants)."""
+    merchant, payment, _ = start(http, factories, "bkash")
+    gateway, info, ctx = adapter_and_context(payment, "bkash")
+    bad = ctx.__class__(**{**ctx.__dict__, "credentials": {**ctx.credentials, "app_key": "not-our-app-key"}})
+    get_redis().set(_account_key(bad) + ":token", get_redis().get(_account_key(ctx) + ":token"))
+    with pytest.raises(GatewayError) as exc:
+        gateway.query(info, bad)
+    assert exc.value.code == "403" and "Forbidden" in str(exc.value)
+    assert sim.stats("grant") == 1 and sim.stats("refresh") == 0
+
+
 def test_wrong_credentials_get_bkash_errors(http, factories, app):
     merchant, payment, _ = start(http, factories, "bkash")
     gateway, info, ctx = adapter_and_context(payment, "bkash")
@@ -205,6 +252,23 @@ def test_execute_timeout_is_settled_by_query_never_executed_twice(http, factorie
         sim.set_execute_delay(0)
 
 
+def test_execute_answered_2117_is_settled_by_query(http, factories):
+    """An execute of ours reached bKash but neither its answer nor our guard survived: the next execute gets
+    2117, so the outcome is unknown to us and a query (never another execute) settles it."""
+    merchant, payment, back = _pay(http, factories)
+    gateway, info, ctx = adapter_and_context(payment, "bkash")
+    gateway._call(ctx, "execute", {"paymentID": payment.gateway_reference})  # its answer is lost
+    assert "Payment successful" in return_to_result(http, payment, back)
+    assert_applied_once(payment, "succeeded")
+    assert sim.stats("execute") == 2 and sim.stats("query") == 1
+    event = callbacks(payment)[-1]
+    assert event.verified is True and event.data["via"] == "query"
+    assert event.data["bkash"]["transactionStatus"] == "Completed"
+    http.get(back)  # a later return asks again, never executes again
+    assert sim.stats("execute") == 2 and sim.stats("query") == 2
+    assert_applied_once(payment, "succeeded")
+
+
 def test_status_query_settles_a_payment_whose_return_never_came(http, factories):
     merchant, payment, wallet_url = start(http, factories, "bkash")
     choose_outcome(http, wallet_url, "cancel")  # the shopper closed the tab before the redirect
@@ -231,6 +295,8 @@ def test_partial_then_full_refund(http, factories):
     gateway, info, ctx = adapter_and_context(payment, "bkash")
     first = gateway.refund(info, 25_050, "re_1", ctx)
     assert first.status == "succeeded" and first.raw["amount"] == "250.50"
+    assert {"completedTime", "transactionStatus", "originalTrxID", "refundTrxID", "amount", "currency",
+            "charge"} <= set(first.raw) and first.raw["originalTrxID"] == payment.gateway_transaction_id
     again = gateway.refund(info, 25_050, "re_1", ctx)  # a retry of the same refund is not a second one
     assert again.gateway_reference == first.gateway_reference
     rest = gateway.refund(info, 100_000, "re_2", ctx)
@@ -239,6 +305,19 @@ def test_partial_then_full_refund(http, factories):
     assert too_much.status == "failed" and "2006" in too_much.message
     stored = sim.load(sim.CODE, "payment", payment.gateway_reference)
     assert stored["refunded"] == format_plain(125_050, "BDT")
+
+
+def test_refund_status_is_the_refund_call_with_only_payment_and_trx_ids(http, factories):
+    merchant, payment, back = _pay(http, factories, amount=125_050)
+    http.get(back)
+    gateway, info, ctx = adapter_and_context(payment, "bkash")
+    ids = {"paymentID": payment.gateway_reference, "trxID": payment.gateway_transaction_id}
+    refund = gateway.refund(info, 25_050, "re_1", ctx)
+    status = gateway._call(ctx, "payment/refund", ids)
+    assert status["refundTrxID"] == refund.gateway_reference and status["transactionStatus"] == "Completed"
+    assert status["originalTrxID"] == ids["trxID"] and status["amount"] == "250.50"
+    assert {"completedTime", "currency", "charge"} <= set(status)
+    assert sim.load(sim.CODE, "payment", ids["paymentID"])["refunded"] == "250.50"  # asking refunds nothing
 
 
 def test_bkash_error_on_start_is_on_the_timeline(http, factories):

@@ -56,6 +56,9 @@ def test_success_full_path(http, factories):
     merchant, payment, back = _pay(http, factories)
     params = query_of(back)
     assert back.startswith(http.base_url + "/callbacks/nagad/return?")
+    assert set(params) == {"merchant", "order_id", "payment_ref_id", "status", "status_code", "message",
+                           "payment_dt", "issuer_payment_ref"}
+    assert params["status_code"] == "00_0000_000" and params["issuer_payment_ref"]
     assert params["status"] == "Success" and params["order_id"] == payment.public_id
     assert params["payment_ref_id"] == reload(payment).gateway_reference
     assert "Payment successful" in return_to_result(http, payment, back)
@@ -134,14 +137,33 @@ def test_status_query_settles_a_payment_whose_return_never_came(http, factories)
     assert applied and reload(payment).status == "succeeded"
 
 
+@pytest.mark.parametrize("status,outcome", [
+    ("Success", Outcome.SUCCEEDED), ("Refunded", Outcome.SUCCEEDED), ("PartialRefunded", Outcome.SUCCEEDED),
+    ("PartialCancelled", Outcome.SUCCEEDED), ("Aborted", Outcome.CANCELLED), ("Cancelled", Outcome.CANCELLED),
+    ("Failed", Outcome.FAILED), ("Fraud", Outcome.FAILED), ("InvalidRequest", Outcome.FAILED),
+    ("OrderInitiated", Outcome.PROCESSING), ("Ready", Outcome.PROCESSING), ("InProgress", Outcome.PROCESSING),
+])
+def test_every_verify_status_is_mapped(http, factories, status, outcome):
+    """Nagad's status enum (one community client's list), as verify/payment reports it."""
+    merchant, payment, _ = start(http, factories, "nagad")
+    gateway, info, ctx = adapter_and_context(payment, "nagad")
+    stored = sim.load(sim.CODE, "payment", payment.gateway_reference)
+    sim.save(sim.CODE, "payment", payment.gateway_reference, {**stored, "status": status})
+    result = gateway.query(info, ctx)
+    assert result.outcome == outcome and result.amount == payment.amount
+
+
 def test_partial_then_full_refund(http, factories):
     merchant, payment, back = _pay(http, factories, amount=125_050)
     http.get(back)
     gateway, info, ctx = adapter_and_context(payment, "nagad")
     first = gateway.refund(info, 25_050, "re_1", ctx)
-    assert first.status == "succeeded" and first.raw["cancelAmount"] == "250.50"
+    assert first.status == "succeeded" and first.gateway_reference == first.raw["cancelTrxId"]
+    assert first.raw == {"status": "PartialRefunded", "originalAmount": "1250.50", "cancelAmount": "250.50",
+                         "cancelTrxId": first.gateway_reference}
     assert gateway.refund(info, 25_050, "re_1", ctx).gateway_reference == first.gateway_reference
-    assert gateway.refund(info, 100_000, "re_2", ctx).status == "succeeded"
+    rest = gateway.refund(info, 100_000, "re_2", ctx)
+    assert rest.status == "succeeded" and rest.raw["status"] == "Refunded"
     too_much = gateway.refund(info, 1, "re_3", ctx)
     assert too_much.status == "failed" and "InvalidAmount" in too_much.message
 
@@ -255,6 +277,12 @@ def test_refunds_through_the_refund_service(http, factories, run_jobs):
     refund_through_the_service(reload(payment), run_jobs, 25_050)
     stored = sim.load(sim.CODE, "payment", payment.gateway_reference)
     assert stored["cancelled"] == "1250.50" and len(stored["refunds"]) == 2
+    # verify now says Refunded: the payment was paid, and its refunds are ours to track — nothing changes
+    gateway, info, ctx = adapter_and_context(payment, "nagad")
+    result = gateway.query(info, ctx)
+    assert result.outcome == Outcome.SUCCEEDED and result.raw["status"] == "Refunded"
+    assert reconciliation.reconcile_payment(reload(payment)) is False
+    assert reload(payment).status == "refunded"
 
 
 def test_reconciliation_job_settles_a_payment_whose_return_never_came(http, factories):

@@ -275,6 +275,34 @@ def test_partial_then_full_refund(http, shop, code):
     assert rest.raw["status"]["status"] == "refunded"
 
 
+def test_refund_names_our_refund_id_as_refund_trans_id(http, shop, code):
+    """refund_trans_id (our refund id) is required, and a repeated one is the same refund, not a second one."""
+    import requests
+
+    from app.sandbox._common import load
+
+    merchant, key = shop
+    payment = _settle_by_query(http, key, code)
+    gateway, ctx = get_gateway(code), context_for(payment.merchant.gateway_account(code))
+    first = gateway.refund(payment_info(payment), 50_000, "re_test_1", ctx)
+    session = load("sslcommerz", "session", load("sslcommerz", "bank", payment.gateway_transaction_id))
+    assert [r["refund_trans_id"] for r in session["refunds"]] == ["re_test_1"]
+
+    url = f"{ctx.base_url}/validator/api/merchantTransIDvalidationAPI.php"
+    ask = {**ctx.credentials, "bank_tran_id": payment.gateway_transaction_id, "refund_amount": "10.00",
+           "refund_remarks": "again", "format": "json"}
+    answer = requests.get(url, params={**ask, "refe_id": "other-reference"}, timeout=10).json()
+    assert answer["status"] == "failed" and "refund_trans_id" in answer["errorReason"]
+    answer = requests.get(url, params={**ask, "refund_trans_id": "re_test_1", "refe_id": "other"}, timeout=10).json()
+    assert answer["refund_ref_id"] == first.gateway_reference and answer["status"] == "processing"
+    assert {"APIConnect", "bank_tran_id", "trans_id", "refund_ref_id", "status", "errorReason"} <= set(answer)
+    session = load("sslcommerz", "session", load("sslcommerz", "bank", payment.gateway_transaction_id))
+    assert [r["amount"] for r in session["refunds"]] == ["500.00"]  # still the one refund
+    status = first.raw["status"]
+    assert {"APIConnect", "bank_tran_id", "tran_id", "refund_ref_id", "initiated_on", "refunded_on", "status",
+            "errorReason"} <= set(status)
+
+
 def test_wrong_credentials_get_sslcommerz_errors(http, shop, code):
     merchant, key = shop
     account = merchant.gateway_account(code)
