@@ -78,6 +78,44 @@ ENTRIES = [
 ]
 
 
+def _proc_table():
+    """{pid: (parent pid, command name, CPU ticks used)} for every process we may read."""
+    table = {}
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                data = f.read()
+        except OSError:
+            continue
+        comm, fields = data[data.index("(") + 1:data.rindex(")")], data[data.rindex(")") + 2:].split()
+        table[int(pid)] = (int(fields[1]), comm, int(fields[11]) + int(fields[12]))
+    return table
+
+
+def cpu_seconds(servers):
+    """CPU seconds used so far, by part: each named gunicorn server (master and workers), PostgreSQL,
+    Redis, kernel threads (the WAL's disk flushes show up here) and this client. Linux only ({} elsewhere)."""
+    if not os.path.isdir("/proc/self"):
+        return {}
+    tick = os.sysconf("SC_CLK_TCK")
+    table, used = _proc_table(), {}
+    for name, master in servers.items():
+        used[name] = sum(t for pid, (ppid, _, t) in table.items() if master in (pid, ppid)) / tick
+    for name, prefix in (("postgres", "postgres"), ("redis", "redis-server"), ("kernel", "kworker")):
+        used[name] = sum(t for _, comm, t in table.values() if comm.startswith(prefix)) / tick
+    times = os.times()
+    used["client"] = times.user + times.system
+    return used
+
+
+def cpu_per_request(before, after, n):
+    """'part 1.23' (milliseconds of CPU per request) for every part that used any."""
+    parts = [(k, (after[k] - before[k]) * 1000 / n) for k in after]
+    return " ".join(f"{k} {ms:.2f}" for k, ms in parts if ms >= 0.005)
+
+
 def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -233,6 +271,7 @@ def main():
         procs.append(proc)
         proc, bare_url = start_gunicorn("bench.bare_app:app", bare_port, {}, args)
         procs.append(proc)
+        servers = {"paysmith": procs[1].pid, "simulator": procs[0].pid, "bare": procs[2].pid}
 
         with app.app_context():
             from app.services.merchants import create_merchant
@@ -248,11 +287,17 @@ def main():
             path = urlsplit(batch[0]["url"]).path
             fire(warmup, bare_url, args.concurrency, status_ok)
             fire(warmup, app_url, args.concurrency, status_ok)
+            cpu = [cpu_seconds(servers)]
             bare_s, _ = fire(batch, bare_url, args.concurrency, status_ok)
+            cpu.append(cpu_seconds(servers))
             app_s, accepted = fire(batch, app_url, args.concurrency, globals()[entry.accepted])
+            cpu.append(cpu_seconds(servers))
             app_rate, bare_rate = args.n / app_s, args.n / bare_s
             print(f"{entry.code:<10} {path:<34} {app_rate:>10.1f} {bare_rate:>8.1f} {app_rate / bare_rate:>6.2f} "
                   f"{accepted:>5}/{args.n} {succeeded(app, entry.code) - warm:>5}", flush=True)
+            if cpu[0]:
+                print(f"{'':<10} CPU ms per request — paysmith run: {cpu_per_request(cpu[1], cpu[2], args.n)}; "
+                      f"bare run: {cpu_per_request(cpu[0], cpu[1], args.n)}", flush=True)
     finally:
         for proc in procs:
             proc.terminate()
