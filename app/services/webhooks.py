@@ -29,7 +29,8 @@ import time
 from datetime import timedelta
 from urllib.parse import urlsplit
 
-import requests
+import certifi
+import urllib3
 from flask import current_app
 from redis.exceptions import RedisError
 from sqlalchemy import event, or_, select, update
@@ -146,6 +147,12 @@ def validate_webhook_url(url, *, resolve=True):
     link-local (cloud metadata) or otherwise reserved address is refused. `resolve=False` checks only
     literal IP hosts (no DNS lookup).
     """
+    return _check_target(url, resolve=resolve)[0]
+
+
+def _check_target(url, *, resolve=True):
+    """(url, the addresses to connect to) after the checks of validate_webhook_url; addresses is empty
+    when `resolve` is False and the host is a name."""
     def refuse(message):
         raise ValidationError(message, field="webhook_url", code="invalid_webhook_url")
 
@@ -163,25 +170,62 @@ def validate_webhook_url(url, *, resolve=True):
         refuse("the webhook URL must be an http:// or https:// URL with a host")
     if parts.username or parts.password:
         refuse("the webhook URL must not contain a user name or password")
-    if current_app.config["ALLOW_PRIVATE_WEBHOOK_URLS"]:
-        return url
+    private_ok = current_app.config["ALLOW_PRIVATE_WEBHOOK_URLS"]
     host = parts.hostname
     try:
-        addresses = [ipaddress.ip_address(host)]
+        addresses = [str(ipaddress.ip_address(host))]
     except ValueError:
-        if host.lower() in ("localhost", "metadata.google.internal") or host.lower().endswith(".localhost"):
+        if not private_ok and (host.lower() in ("localhost", "metadata.google.internal")
+                               or host.lower().endswith(".localhost")):
             refuse("the webhook URL must not point at this machine or a private network")
         if not resolve:
-            return url
+            return url, []
         try:
             infos = socket.getaddrinfo(host, port or (443 if parts.scheme == "https" else 80),
                                        proto=socket.IPPROTO_TCP)
         except (socket.gaierror, UnicodeError):
             refuse(f"the webhook host {host} does not resolve")
-        addresses = [info[4][0].split("%")[0] for info in infos]
-    if any(_forbidden_address(a) for a in addresses):
+        addresses = list(dict.fromkeys(info[4][0].split("%")[0] for info in infos))
+    if not private_ok and any(_forbidden_address(a) for a in addresses):
         refuse("the webhook URL must not point at this machine or a private network")
-    return url
+    return url, addresses
+
+
+def post_pinned(url, body, headers, timeout):
+    """POST `body` to `url`, connecting only to the addresses checked just now: (status code, body bytes).
+
+    `requests` would resolve the host name again when it connects, so a name that answered with a public
+    address for the check could answer with 127.0.0.1 for the connection (DNS rebinding). Here urllib3 connects
+    to the checked address itself, sending the URL's host in `Host` and, over HTTPS, in SNI, with the
+    certificate verified against that host name. Raises ValidationError for a refused URL, and urllib3's
+    TimeoutError / HTTPError when no address answers.
+    """
+    url, addresses = _check_target(url)
+    parts = urlsplit(url)
+    https = parts.scheme == "https"
+    port = parts.port or (443 if https else 80)
+    path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    host_header = parts.hostname if parts.port is None else f"{parts.hostname}:{parts.port}"
+    if ":" in parts.hostname:  # an IPv6 literal
+        host_header = f"[{parts.hostname}]" + ("" if parts.port is None else f":{parts.port}")
+    tls = {"server_hostname": parts.hostname, "cert_reqs": "CERT_REQUIRED", "ca_certs": certifi.where()} if https else {}
+    pool_class = urllib3.HTTPSConnectionPool if https else urllib3.HTTPConnectionPool
+    for i, address in enumerate(addresses):
+        pool = pool_class(address, port, timeout=urllib3.Timeout(connect=timeout, read=timeout), retries=False,
+                          maxsize=1, **tls)
+        try:
+            response = pool.urlopen("POST", path, body=body, headers={**headers, "Host": host_header},
+                                    redirect=False, preload_content=False)
+            try:
+                return response.status, response.read(RESPONSE_KEEP_BYTES)
+            finally:
+                response.release_conn()
+        except urllib3.exceptions.NewConnectionError:
+            if i == len(addresses) - 1:  # every address refused: report the last failure
+                raise
+        finally:
+            pool.close()
+    raise ValidationError(f"the webhook host {parts.hostname} has no address", field="webhook_url")
 
 
 def set_webhook_url(merchant, url):
@@ -286,26 +330,24 @@ def deliver_event(event_id, *, lane="fast"):
 
     status_code, text, error, started = None, None, None, time.monotonic()
     try:
-        validate_webhook_url(url)  # again at delivery: DNS may have changed since the URL was saved
         timestamp = int(time.time())
-        response = requests.post(
-            url, data=body, timeout=config["WEBHOOK_TIMEOUT_SECONDS"], allow_redirects=False,
-            headers={
-                "Content-Type": "application/json",
-                "User-Agent": USER_AGENT,
-                merchant_side.EVENT_ID_HEADER: outbox.public_id,
-                merchant_side.SIGNATURE_HEADER: merchant_side.signature_header(secrets, timestamp, body),
-            },
-        )
-        status_code = response.status_code
-        text = response.content[:RESPONSE_KEEP_BYTES].decode("utf-8", "replace")
+        # Checked again at delivery (DNS may have changed since the URL was saved), and pinned to that answer.
+        status_code, content = post_pinned(url, body, timeout=config["WEBHOOK_TIMEOUT_SECONDS"], headers={
+            "Content-Type": "application/json",
+            "User-Agent": USER_AGENT,
+            merchant_side.EVENT_ID_HEADER: outbox.public_id,
+            merchant_side.SIGNATURE_HEADER: merchant_side.signature_header(secrets, timestamp, body),
+        })
+        text = content.decode("utf-8", "replace")
         if not 200 <= status_code < 300:
             error = f"HTTP {status_code}"
     except ValidationError as exc:
         error = exc.message
-    except requests.Timeout:
+    except urllib3.exceptions.NewConnectionError:  # (a subclass of urllib3's TimeoutError)
+        error = "connection failed: the endpoint refused the connection or is unreachable"
+    except urllib3.exceptions.TimeoutError:
         error = f"timed out after {config['WEBHOOK_TIMEOUT_SECONDS']} s"
-    except requests.RequestException as exc:
+    except urllib3.exceptions.HTTPError as exc:
         error = f"connection failed: {type(exc).__name__}"
     latency_ms = int((time.monotonic() - started) * 1000)
     slow = error is not None or latency_ms > config["WEBHOOK_SLOW_SECONDS"] * 1000

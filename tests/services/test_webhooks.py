@@ -1,4 +1,5 @@
 import json
+import socket
 import time
 from datetime import timedelta
 
@@ -145,6 +146,56 @@ def test_connection_refused_is_retried_and_no_url_is_skipped(factories, run_jobs
     run_jobs()
     [event] = events_of(payment)
     assert event.delivery_status == "skipped" and event.attempts_log.count() == 0
+
+
+def test_delivery_connects_to_the_address_it_checked_not_a_second_dns_answer(app, factories, receiver, run_jobs,
+                                                                             monkeypatch):
+    """DNS rebinding: the name first answers an address that passes the check (here 127.0.0.1 plays the
+    public server), then an internal one (127.0.0.2 plays the private network). The POST must go to the
+    address that was checked, with the URL's host in the Host header; nothing may resolve the name again."""
+    port = receiver.server.server_port
+    monkeypatch.setitem(app.config, "ALLOW_PRIVATE_WEBHOOK_URLS", False)
+    monkeypatch.setattr(webhooks, "_forbidden_address", lambda ip: ip != "127.0.0.1")
+    merchant, _ = factories.merchant()
+    merchant.webhook_url = f"http://rebind.test:{port}/hooks?shop=1"
+    db.session.commit()
+    answers = ["127.0.0.1", "127.0.0.2"]
+    real_getaddrinfo = socket.getaddrinfo
+
+    def rebinding_getaddrinfo(host, *args, **kwargs):
+        if host == "rebind.test":
+            address = answers.pop(0) if len(answers) > 1 else answers[0]
+            return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (address, port))]
+        return real_getaddrinfo(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", rebinding_getaddrinfo)
+    payment = factories.payment(merchant)
+    cancel_payment(payment, source="api")
+    run_jobs()
+
+    [event] = events_of(payment)
+    assert event.delivery_status == "delivered", event.last_error
+    [request] = receiver.requests
+    assert request["headers"]["Host"] == f"rebind.test:{port}" and request["path"] == "/hooks?shop=1"
+    assert answers == ["127.0.0.2"]  # the name was resolved once, for the check
+
+
+def test_a_name_that_resolves_to_a_private_address_at_delivery_is_not_contacted(app, factories, receiver,
+                                                                                run_jobs, monkeypatch):
+    monkeypatch.setitem(app.config, "ALLOW_PRIVATE_WEBHOOK_URLS", False)
+    real_getaddrinfo = socket.getaddrinfo
+    monkeypatch.setattr(socket, "getaddrinfo", lambda host, *a, **k: (
+        [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("127.0.0.1", receiver.server.server_port))]
+        if host == "shop.example" else real_getaddrinfo(host, *a, **k)))
+    merchant, _ = factories.merchant()
+    merchant.webhook_url = f"https://shop.example:{receiver.server.server_port}/hooks"  # saved when it was public
+    db.session.commit()
+    payment = factories.payment(merchant)
+    cancel_payment(payment, source="api")
+    run_jobs()
+    [event] = events_of(payment)
+    assert event.delivery_status == "pending" and "private network" in event.last_error
+    assert receiver.requests == []
 
 
 def test_a_duplicate_job_delivers_once(factories, hooked, receiver, run_jobs):
