@@ -1,23 +1,31 @@
 """The overview: volume and counts per currency (today, 7 and 30 days), success rate per gateway, and two
 server-drawn SVG charts. Every number links to the payments list filtered to exactly the rows behind it.
 
-One grouped query over the merchant's last 30 days feeds everything (served on PostgreSQL by an index-only
-scan of ix_payments_merchant_created, which includes status, currency, amount and gateway).
+One grouped query feeds everything (served on PostgreSQL by an index-only scan of
+ix_payments_merchant_created, which includes status, currency, amount and gateway). Today's rows are read
+live on every view. The 29 days before today are the costly part for a busy merchant (about 0.5 s at 270,000
+payments a month), so their grouped rows are kept in Redis for PAST_DAYS_CACHE_SECONDS: a payment from an
+earlier day that changes status (expired, refunded) shows there within that time. Without Redis, every view
+reads everything.
 """
 
+import json
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 
 from flask import render_template, url_for
 from flask_login import current_user, login_required
+from redis.exceptions import RedisError
 from sqlalchemy import func, select
 
 from app.dashboard import bp
-from app.extensions import db
+from app.extensions import db, get_redis
 from app.models import Payment, utcnow
 from app.state_machine import PAID, Status
 
+#: How long the grouped rows of the days before today are reused.
+PAST_DAYS_CACHE_SECONDS = 300
 WINDOWS = (("today", "Today", 1), ("7d", "Last 7 days", 7), ("30d", "Last 30 days", 30))
 PAID_VALUES = sorted(s.value for s in PAID)
 #: Outcomes a success rate divides by: settled one way or the other (open payments are not counted yet).
@@ -45,10 +53,31 @@ def overview_statement(merchant_id, since):
             .group_by(Payment.currency, Payment.gateway, Payment.status, day))
 
 
+def overview_rows(merchant_id, first_day, today):
+    """overview_statement's rows from `first_day` on: earlier days from the cache when it has them."""
+    start = datetime.combine(today, time.min)
+    key = f"paysmith:overview:{merchant_id}:{first_day.isoformat()}"
+    past = None
+    try:
+        cached = get_redis().get(key)
+        past = json.loads(cached) if cached else None
+    except RedisError:
+        pass
+    if past is None:
+        statement = overview_statement(merchant_id, datetime.combine(first_day, time.min)).where(
+            Payment.created_at < start)
+        past = [[c, g, s, str(d), n, int(a or 0)] for c, g, s, d, n, a in db.session.execute(statement)]
+        try:
+            get_redis().set(key, json.dumps(past), ex=PAST_DAYS_CACHE_SECONDS)
+        except RedisError:
+            pass
+    return past + db.session.execute(overview_statement(merchant_id, start)).all()
+
+
 def build_overview(merchant_id, now=None):
     today = (now or utcnow()).date()
     first = {key: today - timedelta(days=days - 1) for key, _, days in WINDOWS}
-    rows = db.session.execute(overview_statement(merchant_id, datetime.combine(first["30d"], time.min))).all()
+    rows = overview_rows(merchant_id, first["30d"], today)
     per_currency = defaultdict(lambda: {key: Bucket() for key, _, _ in WINDOWS})
     daily = defaultdict(lambda: defaultdict(int))  # currency → day → paid volume
     gateways = defaultdict(lambda: {"settled": 0, "paid": 0, "open": 0})
@@ -90,7 +119,8 @@ def list_url(**filters):
 def overview():
     data = build_overview(current_user.id)
     return render_template("dashboard/overview.html", data=data, windows=WINDOWS, paid=PAID_VALUES,
-                           list_url=list_url, bar_chart=bar_chart, rate_chart=rate_chart)
+                           list_url=list_url, bar_chart=bar_chart, rate_chart=rate_chart,
+                           past_days_minutes=PAST_DAYS_CACHE_SECONDS // 60)
 
 
 def bar_chart(points, *, width=600, height=160):
