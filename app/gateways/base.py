@@ -126,10 +126,12 @@ class CallbackRequest:
 
 @dataclass(frozen=True)
 class Lookup:
-    """Which payment a callback is about: our public id, or our handle at the gateway."""
+    """Which payment a callback is about: our public id, else our handle at the gateway, else the gateway's
+    transaction id."""
 
     payment_id: str | None = None
     gateway_reference: str | None = None
+    gateway_transaction_id: str | None = None
 
 
 class Outcome(StrEnum):

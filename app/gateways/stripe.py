@@ -15,9 +15,12 @@
   alone (the shopper can start again from our checkout page).
 - Webhooks (`/callbacks/stripe/webhook`) are verified with `stripe.Webhook.construct_event` (Stripe-Signature,
   300 s tolerance, any of several v1 values) and de-duplicated by event id.
-- Refunds: `POST /v1/refunds` on the PaymentIntent, with our refund id as the Idempotency-Key.
-Amounts: Stripe's minor units; VND is zero-decimal at Stripe as with us, IDR has two decimals at Stripe
-(we keep whole rupiah), so the adapter scales IDR by 100 both ways.
+- Refunds: `POST /v1/refunds` on the PaymentIntent, with our refund id as the Idempotency-Key. Their
+  `charge.refunded` events carry no session: the session sets `payment_intent_data.metadata` (our payment
+  id), which Stripe copies onto the Charge once, when it creates it (the session's own `metadata` stays on
+  the session). A charge without it is matched by its `payment_intent`, our gateway_transaction_id.
+Amounts: Stripe's minor units; VND is zero-decimal at Stripe as with us, IDR is an ordinary two-decimal
+currency at Stripe (amount = rupiah × 100; we keep whole rupiah), so the adapter scales IDR by 100 both ways.
 """
 
 import hmac
@@ -172,7 +175,9 @@ class StripeGateway(Gateway):
         obj = event["data"]["object"]
         if obj.get("object") == "checkout.session":
             return Lookup(payment_id=obj.get("client_reference_id"), gateway_reference=obj.get("id"))
-        return Lookup(payment_id=(obj.get("metadata") or {}).get("payment_id"))
+        # A charge carries the PaymentIntent's metadata (see the module docstring), else its PaymentIntent.
+        return Lookup(payment_id=(obj.get("metadata") or {}).get("payment_id"),
+                      gateway_transaction_id=obj.get("payment_intent"))
 
     def verify_callback(self, kind, req, payment, ctx):
         if kind == "return":

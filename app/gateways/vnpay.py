@@ -9,7 +9,9 @@ Wire protocol (served offline by app/sandbox/vnpay.py):
   is display only; the IPN is answered JSON `{"RspCode","Message"}` with HTTP 200: 00 confirmed, 01 order
   not found, 02 already confirmed, 04 invalid amount, 97 invalid signature, 99 unknown error.
 - querydr / refund: POST JSON `{base}/merchant_webapi/api/transaction`, checksum HMAC-SHA512 over the
-  pipe-joined raw values in VNPay's field order; responses carry a checksum we verify the same way.
+  pipe-joined raw values in VNPay's field order; every answer carries a checksum we verify the same way
+  (refund: 13 response fields; querydr: the same 13 and the promotion code and amount, empty or not), and an
+  answer without a valid one is not trusted.
 Our reference at VNPay (`vnp_TxnRef`) is our payment id.
 """
 
@@ -62,6 +64,27 @@ IPN_ANSWERS = {
     Ack.INVALID_REQUEST: ("99", "Invalid request"),
     Ack.ERROR: ("99", "Unknow error"),
 }
+
+#: Refund vnp_ResponseCode → meaning (VNPay's refund table, as community copies of the official docs give it;
+#: the npm `vnpay` package wrongly gives 02 querydr's meaning).
+REFUND_CODES = {
+    "00": "refund accepted",
+    "02": "the total refunded would be greater than the original amount",
+    "03": "data in the wrong format",
+    "04": "a full refund is not allowed after a partial refund",
+    "13": "only a partial refund is allowed for this transaction",
+    "91": "no such transaction to refund",
+    "93": "invalid amount (it must be at most the amount paid)",
+    "94": "duplicate request within the API's limit (5 minutes)",
+    "95": "the transaction was not successful at VNPay; refund refused",
+    "97": "invalid checksum",
+    "98": "timeout",
+    "99": "other error",
+}
+#: Refund answers that leave it unknown whether VNPay refunded: asked again later, never taken as a refusal.
+#: 94 is one: our request id is our refund's own, so a duplicate means an earlier attempt of this very refund
+#: reached VNPay, whose answer we did not get.
+REFUND_UNKNOWN = {"94", "98", "99"}
 
 #: vnp_ResponseCode of a pay result → our outcome (anything else not 00 is a failure).
 RESPONSE_OUTCOMES = {"24": Outcome.CANCELLED, "11": Outcome.EXPIRED}
@@ -223,10 +246,10 @@ class VNPayGateway(Gateway):
             data = None
         if not isinstance(data, dict):
             raise GatewayError(f"VNPay answered HTTP {response.status_code} without JSON")
-        if data.get("vnp_ResponseCode") == "00" and not hmac.compare_digest(
-                pipe_checksum(self._secret(ctx), data, response_fields),
-                str(data.get("vnp_SecureHash") or "").lower()):
-            raise GatewayError("VNPay's answer has a bad checksum", raw=data)
+        given = str(data.get("vnp_SecureHash") or "").lower()
+        if not given or not hmac.compare_digest(pipe_checksum(self._secret(ctx), data, response_fields), given):
+            raise GatewayError(f"VNPay's answer ({data.get('vnp_ResponseCode')} {data.get('vnp_Message', '')}) "
+                               "has no valid checksum: not trusted", raw=data)
         return data
 
     def _request_base(self, command, payment, ctx, request_id=None):
@@ -275,9 +298,10 @@ class VNPayGateway(Gateway):
         })
         data = self._api(ctx, body, REFUND_FIELDS, REFUND_RESPONSE_FIELDS)
         code = data.get("vnp_ResponseCode")
+        message = f"VNPay refund {code}: {REFUND_CODES.get(code, 'unknown response code')}"
         if code == "00":
-            return RefundResult("succeeded", gateway_reference=data.get("vnp_TransactionNo"),
-                                message=data.get("vnp_Message"), raw=data)
-        if code == "94":  # a refund with this request is already being processed
-            return RefundResult("pending", message=data.get("vnp_Message"), raw=data)
-        return RefundResult("failed", message=f"{code} {data.get('vnp_Message', '')}".strip(), raw=data)
+            return RefundResult("succeeded", gateway_reference=data.get("vnp_TransactionNo"), message=message,
+                                raw=data)
+        if code in REFUND_UNKNOWN or code not in REFUND_CODES:
+            return RefundResult("pending", message=message, raw=data)
+        return RefundResult("failed", message=message, raw=data)

@@ -1,7 +1,7 @@
 """Simulator of Midtrans Snap and the Core API it needs: create transaction, the Snap redirection page, the
-finish redirect, HTTP notifications (signed with signature_key, retried on non-2xx), and /v2 status, cancel
-and refund. Snap (`/snap/v1`) and Core (`/v2`) share one base here; point midtransclient's
-`SNAP_SANDBOX_BASE_URL` at `<base>/snap/v1` and `CORE_SANDBOX_BASE_URL` at `<base>`.
+finish redirect, HTTP notifications (signed with signature_key, retried per the merchant's HTTP answer as
+Midtrans does), and /v2 status, cancel and refund. Snap (`/snap/v1`) and Core (`/v2`) share one base here;
+point midtransclient's `SNAP_SANDBOX_BASE_URL` at `<base>/snap/v1` and `CORE_SANDBOX_BASE_URL` at `<base>`.
 
 Simplifications, each marked: the `cancel` button makes a `cancel` transaction (at Midtrans a shopper who
 leaves Snap leaves no transaction); card payments stay `capture` (no next-day settlement) and can be refunded.
@@ -21,8 +21,13 @@ from app.sandbox._common import load, save, send_later
 CODE = "midtrans"
 SANDBOX_CREDENTIALS = {"server_key": "SB-Mid-server-PaysmithSandbox2026", "client_key": "SB-Mid-client-PaysmithSandbox"}
 MERCHANT_ID = "G141532850"
-#: Retries of a notification not answered 2xx (Midtrans does not publish its schedule; Finpay's derived one).
-NOTIFICATION_RETRIES = [60, 300, 900, 1800, 3600]
+#: Retries of a notification not answered 2xx, each about this long after the previous failure, and how many
+#: of them Midtrans makes after each answer (a timeout or any other status: all five); 307/308 are followed
+#: with the same POST at most NOTIFICATION_REDIRECTS times, 301/302/303 are not followed and not retried.
+#: Midtrans docs, "best practices to handle notification"; its HTTP timeout is 15 s (_common.SEND_TIMEOUT).
+NOTIFICATION_RETRIES = [120, 600, 1800, 5400, 12600]
+RETRIES_AFTER = {500: 1, 503: 4, 400: 2, 404: 2, 301: 0, 302: 0, 303: 0}
+NOTIFICATION_REDIRECTS = 5
 WIB = timezone(timedelta(hours=7))
 #: Outcome button → (transaction_status, fraud_status, status_code, status_message).
 OUTCOMES = {
@@ -100,7 +105,14 @@ def _status_body(order):
 def _notify(order):
     body = json.dumps(_status_body(order)).encode()
     send_later("POST", order["notification_url"], delays=NOTIFICATION_RETRIES, data=body,
+               retries="app.sandbox.midtrans.notification_retries", redirects=NOTIFICATION_REDIRECTS,
                headers={"Content-Type": "application/json", "Accept": "application/json"})
+
+
+def notification_retries(response):
+    """How many retries Midtrans makes after this unaccepted answer (None: a timeout or connection error)."""
+    default = len(NOTIFICATION_RETRIES)
+    return default if response is None else RETRIES_AFTER.get(response.status_code, default)
 
 
 # --- Snap ---------------------------------------------------------------------------------------------------

@@ -375,7 +375,8 @@ def get_refund(refund_id):
 
 
 def _pay(session, intent_status):
-    """Create the PaymentIntent (and, once it succeeds, its charge) for a completed session."""
+    """Create the PaymentIntent (and, once it succeeds, its charge) for a completed session. Its metadata is
+    the session's `payment_intent_data.metadata`; the session's own `metadata` stays on the session."""
     meta = session[PRIVATE]["pi_metadata"]
     intent = {"id": _id("pi"), "object": "payment_intent", "amount": session["amount_total"],
               "currency": session["currency"], "status": intent_status, "latest_charge": None, "metadata": meta,
@@ -389,9 +390,10 @@ def _pay(session, intent_status):
 
 
 def _charge(intent):
+    """Stripe copies the PaymentIntent's metadata onto the Charge once, when it creates it."""
     charge = {"id": _id("ch"), "object": "charge", "amount": intent["amount"], "amount_refunded": 0,
               "currency": intent["currency"], "payment_intent": intent["id"], "paid": True, "refunded": False,
-              "status": "succeeded", "metadata": intent["metadata"], "created": int(time.time()),
+              "status": "succeeded", "metadata": dict(intent["metadata"]), "created": int(time.time()),
               "payment_method_details": {"type": "card", "card": {"brand": "visa", "last4": "4242"}}}
     save(CODE, "charge", charge["id"], charge)
     intent["latest_charge"] = charge["id"]

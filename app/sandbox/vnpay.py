@@ -1,5 +1,6 @@
 """Simulator of VNPay v2.1.0: the signed payment URL, the hosted page, the browser return, the GET IPN
-(retried until the merchant answers RspCode 00 or 02), and the querydr/refund JSON API with its checksums.
+(retried every 5 minutes, 10 calls at most, until the merchant answers RspCode 00 or 02), and the
+querydr/refund JSON API with its checksums (every answer signed over VNPay's response field order).
 
 The IPN URL is registered with VNPay out of band; here it is our own `/callbacks/vnpay/ipn`.
 It shares nothing with app/gateways/vnpay.py but the protocol: the hashing below is written again from
@@ -18,8 +19,12 @@ from app.sandbox._common import load, save, send_later
 
 CODE = "vnpay"
 SANDBOX_CREDENTIALS = {"tmn_code": "PSMITH01", "hash_secret": "PAYSMITHSANDBOXVNPAYHASHSECRET2026"}
-#: IPN retry intervals after each attempt not answered 00/02 (VNPay's real schedule is not published).
-IPN_RETRIES = [60, 300, 900, 1800, 3600]
+#: IPN retries after each attempt not answered RspCode 00/02 (01, 04, 97, 99, a timeout or an error): at most
+#: 10 calls in all, 5 minutes apart (VNPay docs, sandbox.vnpayment.vn/apis/docs/thanh-toan-pay/pay.html:
+#: "Tổng số lần gọi tối đa: 10 lần / Khoảng cách giữa các lần gọi lại: 5 phút").
+IPN_RETRIES = [300] * 9
+#: VNPay answers 94 to a request id it saw within this many seconds ("duplicate request within the API limit").
+DUPLICATE_WINDOW = 300
 TZ = timezone(timedelta(hours=7))
 #: VNPay's accepted amounts in VND (its sandbox's own error message states the range).
 MIN_AMOUNT, MAX_AMOUNT = 5_000, 1_000_000_000
@@ -167,7 +172,8 @@ def api():
     if command not in API_FIELDS:
         return _answer(str(command or ""), body, "03", "Invalid vnp_Command")
     if body.get("vnp_TmnCode") != SANDBOX_CREDENTIALS["tmn_code"]:
-        return _answer(command, body, "02", "Merchant is not valid")
+        # querydr's 02; the refund table has no code for it (its 02 is an over-refund): 99, other error.
+        return _answer(command, body, "02" if command == "querydr" else "99", "Merchant is not valid")
     if any(not body.get(f) for f in API_FIELDS[command] if f != "vnp_TransactionNo"):
         return _answer(command, body, "03", "Invalid data format")
     if not hmac.compare_digest(_pipe(body, API_FIELDS[command]), str(body.get("vnp_SecureHash", "")).lower()):
@@ -175,7 +181,7 @@ def api():
     redis_key = f"request:{body['vnp_TmnCode']}:{body['vnp_RequestId']}"
     if load(CODE, "request", redis_key):
         return _answer(command, body, "94", "Duplicate request")
-    save(CODE, "request", redis_key, True)
+    save(CODE, "request", redis_key, True, ttl=DUPLICATE_WINDOW)
     txn = load(CODE, "txn", body["vnp_TxnRef"])
     if txn is None or txn["create_date"] != body["vnp_TransactionDate"]:
         return _answer(command, body, "91", "Transaction not found")
@@ -185,15 +191,23 @@ def api():
 
 
 def _refund(body, txn):
+    """VNPay's refund answers: 95 not paid, 03 bad format, 93 more than was paid, 04 a full refund after a
+    partial one, 02 more than is left in all; 13 (only partial allowed) depends on the bank, never here."""
     result = txn["result"]
     if result["vnp_TransactionStatus"] != "00":
         return _answer("refund", body, "95", "Transaction is not successful at VNPAY; refund refused")
     amount, original = body.get("vnp_Amount", ""), int(result["vnp_Amount"])
-    remaining = original - txn["amount_refunded"]
     kind = body.get("vnp_TransactionType")
-    if not amount.isdigit() or int(amount) <= 0 or int(amount) % 100 or int(amount) > remaining \
-            or kind not in ("02", "03") or (kind == "02" and int(amount) != original):
-        return _answer("refund", body, "03", "Invalid refund amount or transaction type")
+    if not amount.isdigit() or int(amount) <= 0 or int(amount) % 100 or kind not in ("02", "03"):
+        return _answer("refund", body, "03", "Invalid data format")
+    if int(amount) > original:
+        return _answer("refund", body, "93", "Invalid amount: must be at most the amount paid")
+    if kind == "02" and txn["amount_refunded"]:
+        return _answer("refund", body, "04", "Full refund is not allowed after a partial refund")
+    if int(amount) > original - txn["amount_refunded"]:
+        return _answer("refund", body, "02", "Total refund amount is greater than the original amount")
+    if kind == "02" and int(amount) != original:
+        return _answer("refund", body, "03", "Invalid data format: a full refund is of the whole amount")
     txn["amount_refunded"] += int(amount)
     refund_no = str(secrets.randbelow(90_000_000) + 10_000_000)
     txn["refunds"].append({"no": refund_no, "amount": amount, "type": kind})

@@ -55,6 +55,8 @@ def find_payment(code, lookup):
         where = Payment.public_id == lookup.payment_id
     elif lookup.gateway_reference:
         where = (Payment.gateway == code) & (Payment.gateway_reference == lookup.gateway_reference)
+    elif lookup.gateway_transaction_id:
+        where = (Payment.gateway == code) & (Payment.gateway_transaction_id == lookup.gateway_transaction_id)
     else:
         return None, None
     query = (

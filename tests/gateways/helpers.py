@@ -109,7 +109,7 @@ def take_notifications():
     queue = get_queue("sandbox")
     jobs = queue.jobs
     queue.empty()
-    skip = {"delays", "accept", "sign", "attempt"}
+    skip = {"delays", "accept", "sign", "retries", "redirects", "attempt"}
     return [(job.args[0], job.args[1], {k: v for k, v in job.kwargs.items() if k not in skip}) for job in jobs]
 
 
@@ -167,3 +167,70 @@ def refund_through_service(payment, amount, run_jobs):
     db.session.refresh(refund)
     db.session.refresh(payment)
     return refund
+
+
+class ScriptedReceiver:
+    """A loopback HTTP server that answers GET and POST with `answers` in order, repeating the last one; each
+    answer is (status, body bytes, headers). `hits` records (time, method, path, body) of every request."""
+
+    def __init__(self, *answers):
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        self.answers, self.hits = list(answers), []
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def _answer(self):
+                import time
+
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                receiver.hits.append((time.time(), self.command, self.path, body))
+                status, payload, headers = receiver.answers.pop(0) if len(receiver.answers) > 1 \
+                    else receiver.answers[0]
+                self.send_response(status)
+                for name, value in {**headers, "Content-Length": str(len(payload))}.items():
+                    self.send_header(name, value)
+                self.end_headers()
+                self.wfile.write(payload)
+
+            do_GET = do_POST = _answer
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_port}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def redirect_queued_notification(url):
+    """Point the one queued simulator notification at `url` (its query string kept); return the job."""
+    from urllib.parse import urlsplit
+
+    from app.extensions import get_queue
+
+    [job] = get_queue("sandbox").jobs
+    query = urlsplit(job.args[1]).query
+    job.args = (job.args[0], url + (f"?{query}" if query else ""), *job.args[2:])
+    job.save()
+    return job
+
+
+def scheduled_notifications():
+    """[(seconds from now, attempt)] of the simulators' notifications waiting for a retry."""
+    import time
+
+    from app.extensions import get_queue
+
+    queue = get_queue("sandbox")
+    registry = queue.scheduled_job_registry
+    found = []
+    for job_id in registry.get_job_ids():
+        job = queue.fetch_job(job_id)
+        found.append((registry.get_scheduled_time(job_id).timestamp() - time.time(), job.kwargs["attempt"]))
+    return found

@@ -18,8 +18,9 @@ from app.gateways.midtrans import (
     signature_key,
     verify_notification,
 )
-from app.sandbox.midtrans import SANDBOX_CREDENTIALS
+from app.sandbox.midtrans import NOTIFICATION_RETRIES, SANDBOX_CREDENTIALS
 from tests.gateways.helpers import (
+    ScriptedReceiver,
     adapter_for,
     api_payment,
     assert_offered_everywhere,
@@ -30,7 +31,9 @@ from tests.gateways.helpers import (
     outbox_types,
     query_of,
     race,
+    redirect_queued_notification,
     refund_through_service,
+    scheduled_notifications,
     settle_by_query,
     take_notifications,
     transitions,
@@ -175,6 +178,96 @@ def test_malformed_notification_is_400(http):
     r = http.post("/callbacks/midtrans/notification", data=b"{not json", headers={"Content-Type": "application/json"})
     assert r.status_code == 400
 
+
+
+# --- the simulator's notification retries (Midtrans docs: best practices to handle notification) ----------
+
+
+def answer(status, **headers):
+    return (status, b"{}" if status < 300 else b"error", headers)
+
+
+@pytest.fixture
+def scripted():
+    made = []
+
+    def make(*answers):
+        made.append(ScriptedReceiver(*answers))
+        return made[-1]
+
+    yield make
+    for receiver in made:
+        receiver.close()
+
+
+def deliver_all(run_jobs):
+    """Run the queued notification and every retry it schedules; return the waits (s) before each retry."""
+    run_jobs(rounds=1)
+    waits = []
+    while scheduled := scheduled_notifications():
+        [(wait, attempt)] = scheduled
+        assert attempt == len(waits) + 1
+        waits.append(wait)
+        run_jobs(advance=wait + 5, rounds=1)
+    return waits
+
+
+def test_notification_answered_503_is_retried_until_200(http, factories, run_jobs, scripted):
+    receiver = scripted(answer(503), answer(200))
+    pay(http, factories)
+    redirect_queued_notification(receiver.url + "/notify")
+    assert deliver_all(run_jobs) == pytest.approx([120], abs=5)
+    assert [(method, path) for _, method, path, _ in receiver.hits] == [("POST", "/notify")] * 2
+    assert json.loads(receiver.hits[0][3]) == json.loads(receiver.hits[1][3])  # the same notification again
+
+
+def test_notification_answered_500_twice_is_retried_once(http, factories, run_jobs, scripted):
+    receiver = scripted(answer(500))
+    pay(http, factories)
+    redirect_queued_notification(receiver.url + "/notify")
+    assert deliver_all(run_jobs) == pytest.approx([120], abs=5)
+    assert len(receiver.hits) == 2
+
+
+@pytest.mark.parametrize(("status", "retries"), [(503, 4), (400, 2), (404, 2), (301, 0), (302, 0), (303, 0),
+                                                 (401, 5), (502, 5)])
+def test_notification_retries_depend_on_the_answer(http, factories, run_jobs, scripted, status, retries):
+    target = scripted(answer(200))
+    receiver = scripted(answer(status, Location=target.url + "/moved"))
+    pay(http, factories)
+    redirect_queued_notification(receiver.url + "/notify")
+    waits = deliver_all(run_jobs)
+    assert waits == pytest.approx(NOTIFICATION_RETRIES[:retries], abs=5)
+    assert NOTIFICATION_RETRIES == [120, 600, 1800, 5400, 12600]
+    assert len(receiver.hits) == retries + 1 and target.hits == []  # 301/302/303 are not followed
+
+
+def test_unreachable_notification_url_is_retried_five_times(http, factories, run_jobs, scripted):
+    gone = scripted(answer(200))
+    gone.close()
+    pay(http, factories)
+    redirect_queued_notification(gone.url + "/notify")
+    assert deliver_all(run_jobs) == pytest.approx(NOTIFICATION_RETRIES, abs=5)
+
+
+@pytest.mark.parametrize("status", [307, 308])
+def test_notification_follows_307_and_308_with_the_same_post(http, factories, run_jobs, scripted, status):
+    target = scripted(answer(200))
+    receiver = scripted(answer(status, Location=target.url + "/moved"))
+    pay(http, factories)
+    redirect_queued_notification(receiver.url + "/notify")
+    assert deliver_all(run_jobs) == []
+    [(_, method, path, body)] = target.hits
+    assert (method, path) == ("POST", "/moved") and body == receiver.hits[0][3]
+
+
+def test_notification_follows_at_most_five_redirects(http, factories, run_jobs, scripted):
+    receiver = scripted(answer(307, Location="/again"))
+    pay(http, factories)
+    redirect_queued_notification(receiver.url + "/notify")
+    run_jobs(rounds=1)
+    assert [path for _, _, path, _ in receiver.hits] == ["/notify"] + ["/again"] * 5
+    assert [attempt for _, attempt in scheduled_notifications()] == [1]  # then retried like any other failure
 
 
 def test_query_settles_a_payment_whose_notification_never_came(http, factories):

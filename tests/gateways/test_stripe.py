@@ -445,3 +445,79 @@ def test_refunds_through_the_refund_service(http, shop, run_jobs, sdk):
     assert stripe_refund.amount == 2_500 and stripe_refund.metadata["refund_id"] == first.public_id
     refunded = [e for e in callback_events(payment) if "refunded" in e.message]  # charge.refunded, acknowledged
     assert len(refunded) == 2 and all(e.verified for e in refunded)
+
+
+# --- metadata on the charge, and IDR ---------------------------------------------------------------------------
+
+
+def test_charge_carries_the_payment_intent_metadata_not_the_sessions(http, shop, run_jobs, sdk):
+    merchant, key = shop
+    created, _ = _pay(http, key)
+    run_jobs()
+    payment = payment_by_public_id(created["id"])
+    session = sdk.v1.checkout.sessions.retrieve(payment.gateway_reference, params={"expand": ["payment_intent"]})
+    assert session.payment_intent.metadata.to_dict() == {"payment_id": payment.public_id, "reference": "ORDER-1"}
+    get_gateway("stripe").refund(payment_info(payment), 2_500, "re_meta", context_for(
+        payment.merchant.gateway_account("stripe")))
+    [body] = _webhooks("charge.refunded")
+    charge = json.loads(body)["data"]["object"]
+    assert charge["metadata"] == {"payment_id": payment.public_id, "reference": "ORDER-1"}
+    # A session with metadata of its own only: neither its PaymentIntent nor its charge gets it.
+    own = sdk.v1.checkout.sessions.create(params={
+        "mode": "payment", "success_url": "https://x.example/s", "metadata": {"payment_id": "pay_elsewhere"},
+        "line_items": [{"price_data": {"currency": "usd", "unit_amount": 500, "product_data": {"name": "A"}},
+                        "quantity": 1}]})
+    assert http.post(own.url, data={"outcome": "success"}, allow_redirects=False).status_code == 303
+    intent = sdk.v1.checkout.sessions.retrieve(own.id, params={"expand": ["payment_intent"]}).payment_intent
+    assert own.metadata.to_dict() == {"payment_id": "pay_elsewhere"} and intent.metadata.to_dict() == {}
+    sdk.v1.refunds.create(params={"payment_intent": intent.id, "amount": 100})
+    [_, body] = _webhooks("charge.refunded")
+    assert json.loads(body)["data"]["object"]["metadata"] == {}
+
+
+def _refunded_event(http, key, run_jobs, **fields):
+    """A paid payment, refunded in part at Stripe; (payment, the charge.refunded event as Stripe sent it)."""
+    created, _ = _pay(http, key, **fields)
+    run_jobs()
+    payment = payment_by_public_id(created["id"])
+    result = get_gateway("stripe").refund(payment_info(payment), payment.amount // 5, "re_1", context_for(
+        payment.merchant.gateway_account("stripe")))
+    assert result.status == "succeeded"
+    [body] = _webhooks("charge.refunded")
+    return payment, json.loads(body)
+
+
+@pytest.mark.parametrize(("metadata", "intent", "status"), [
+    ("ours", "ours", 200), (None, "ours", 200), (None, "pi_test_someone_else", 404), ("ours", "pi_test_x", 404)])
+def test_charge_refunded_is_matched_by_metadata_else_by_payment_intent(http, shop, run_jobs, metadata, intent,
+                                                                       status):
+    merchant, key = shop
+    payment, event = _refunded_event(http, key, run_jobs)
+    charge = event["data"]["object"]
+    if metadata is None:
+        charge.pop("metadata")
+    if intent != "ours":
+        charge["payment_intent"] = intent
+    r = _post_webhook(http, json.dumps(event).encode())
+    assert r.status_code == status
+    hooks = [e for e in callback_events() if e.data.get("type") == "charge.refunded"
+             or e.data.get("json", {}).get("type") == "charge.refunded"]
+    assert [(e.payment_id, e.verified) for e in hooks] == [(payment.id, True) if status == 200
+                                                           else (payment.id if metadata else None, False)]
+
+
+def test_idr_round_trip_is_rupiah_times_100_at_stripe(http, shop, run_jobs, sdk):
+    merchant, key = shop
+    created, _ = _pay(http, key, amount=150_000, currency="IDR")
+    session = sdk.v1.checkout.sessions.retrieve(payment_by_public_id(created["id"]).gateway_reference)
+    assert (session.currency, session.amount_total) == ("idr", 15_000_000)
+    run_jobs()  # checkout.session.completed: 15,000,000 at Stripe is our 150,000
+    payment = payment_by_public_id(created["id"])
+    assert payment.status == "succeeded" and payment.amount == 150_000
+    result = get_gateway("stripe").refund(payment_info(payment), 50_000, "re_idr", context_for(
+        payment.merchant.gateway_account("stripe")))
+    assert result.status == "succeeded" and result.raw["amount"] == 5_000_000
+    run_jobs()  # charge.refunded for 15,000,000 matches our 150,000
+    refunded = [e for e in callback_events(payment) if "refunded" in e.message]
+    assert [e.verified for e in refunded] == [True]
+    assert to_stripe(1, "IDR") == 100 and from_stripe(100, "IDR") == 1 and from_stripe(150, "IDR") is None

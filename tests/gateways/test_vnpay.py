@@ -1,5 +1,8 @@
 """VNPay through real HTTP: API → checkout → simulator → return + IPN, and the adapter's query and refunds."""
 
+import hashlib
+import hmac
+import json
 import time
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -9,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from app.extensions import get_queue
+from app.extensions import get_queue, get_redis
 from app.gateways.base import GatewayError
 from app.gateways.vnpay import (
     QUERY_FIELDS,
@@ -24,6 +27,7 @@ from app.gateways.vnpay import (
 from app.sandbox._common import load
 from app.sandbox.vnpay import SANDBOX_CREDENTIALS
 from tests.gateways.helpers import (
+    ScriptedReceiver,
     adapter_for,
     api_payment,
     assert_offered_everywhere,
@@ -34,7 +38,9 @@ from tests.gateways.helpers import (
     outbox_types,
     query_of,
     race,
+    redirect_queued_notification,
     refund_through_service,
+    scheduled_notifications,
     settle_by_query,
     transitions,
     unmatched_callbacks,
@@ -139,8 +145,63 @@ def test_simulator_retries_the_ipn_until_confirmed(http, factories, run_jobs):
     assert retry.kwargs["attempt"] == 1
     retry.args = ("GET", url)  # the merchant is back
     retry.save()
-    run_jobs(advance=61)
+    run_jobs(advance=301)
     assert reload(payment).status == "succeeded"
+
+
+def ipn_answer(code):
+    return (200, json.dumps({"RspCode": code, "Message": "x"}).encode(), {"Content-Type": "application/json"})
+
+
+@pytest.fixture
+def merchant_ipn():
+    """A loopback merchant whose IPN answers are scripted; the queued IPN is sent there instead."""
+    made = []
+
+    def make(*answers):
+        made.append(ScriptedReceiver(*answers))
+        redirect_queued_notification(made[-1].url + "/ipn")
+        return made[-1]
+
+    yield make
+    for receiver in made:
+        receiver.close()
+
+
+def deliver_all(run_jobs):
+    """Run the queued IPN and every retry it schedules; return the waits (s) before each retry."""
+    run_jobs(rounds=1)
+    waits = []
+    while scheduled := scheduled_notifications():
+        [(wait, attempt)] = scheduled
+        assert attempt == len(waits) + 1
+        waits.append(wait)
+        run_jobs(advance=wait + 5, rounds=1)
+    return waits
+
+
+@pytest.mark.parametrize("answer", [ipn_answer("01"), ipn_answer("04"), ipn_answer("97"), ipn_answer("99"),
+                                    (500, b"oops", {})])
+def test_ipn_is_called_10_times_5_minutes_apart_until_confirmed(http, factories, run_jobs, merchant_ipn, answer):
+    pay(http, factories)
+    merchant = merchant_ipn(answer)
+    assert deliver_all(run_jobs) == pytest.approx([300] * 9, abs=5)
+    assert len(merchant.hits) == 10 and {(m, p.split("?")[0]) for _, m, p, _ in merchant.hits} == {("GET", "/ipn")}
+
+
+@pytest.mark.parametrize("code", ["00", "02"])
+def test_ipn_answered_00_or_02_is_not_retried(http, factories, run_jobs, merchant_ipn, code):
+    pay(http, factories)
+    merchant = merchant_ipn(ipn_answer(code))
+    assert deliver_all(run_jobs) == []
+    assert len(merchant.hits) == 1
+
+
+def test_ipn_retried_after_01_stops_at_00(http, factories, run_jobs, merchant_ipn):
+    pay(http, factories)
+    merchant = merchant_ipn(ipn_answer("01"), ipn_answer("01"), ipn_answer("00"))
+    assert deliver_all(run_jobs) == pytest.approx([300, 300], abs=5)
+    assert len(merchant.hits) == 3
 
 
 def test_same_ipn_twice_at_once_applies_once(http, factories):
@@ -213,11 +274,37 @@ def test_partial_then_full_refund(http, factories, run_jobs):
     first = gateway.refund(info, 50_000, "rf_first", ctx)
     assert first.status == "succeeded" and first.raw["vnp_TransactionType"] == "03"
     assert first.raw["vnp_Amount"] == "5000000"
-    over = gateway.refund(info, 150_000, "rf_over", ctx)
-    assert over.status == "failed"
+    too_much = gateway.refund(info, 200_000, "rf_too_much", ctx)  # more than was ever paid
+    assert (too_much.status, too_much.raw["vnp_ResponseCode"]) == ("failed", "93")
+    assert too_much.message == "VNPay refund 93: invalid amount (it must be at most the amount paid)"
+    full = gateway.refund(info, 150_000, "rf_full", ctx)  # type 02 after a partial refund
+    assert (full.status, full.raw["vnp_ResponseCode"]) == ("failed", "04")
+    assert full.message == "VNPay refund 04: a full refund is not allowed after a partial refund"
+    over = gateway.refund(info, 110_000, "rf_over", ctx)  # partial, but more than is left
+    assert (over.status, over.raw["vnp_ResponseCode"]) == ("failed", "02")
+    assert over.message == "VNPay refund 02: the total refunded would be greater than the original amount"
     rest = gateway.refund(info, 100_000, "rf_rest", ctx)
     assert rest.status == "succeeded"
-    assert gateway.refund(info, 1_000, "rf_more", ctx).status == "failed"
+    more = gateway.refund(info, 1_000, "rf_more", ctx)
+    assert (more.status, more.raw["vnp_ResponseCode"]) == ("failed", "02")
+    assert load("vnpay", "txn", payment.public_id)["amount_refunded"] == 15_000_000
+
+
+def test_refund_of_an_unpaid_order_is_91(http, factories):
+    payment, _ = start(http, factories)
+    gateway, info, ctx = adapter_for(payment, VN)
+    result = gateway.refund(info, payment.amount, "rf_unpaid", ctx)
+    assert (result.status, result.raw["vnp_ResponseCode"]) == ("failed", "91")
+    assert result.message == "VNPay refund 91: no such transaction to refund"
+
+
+def test_refund_answered_99_stays_pending(http, factories, run_jobs):
+    payment, _ = pay(http, factories)
+    run_jobs()
+    gateway, info, ctx = adapter_for(payment, VN)
+    result = gateway.refund(info, 10_000, "rf_99", replace(ctx, credentials={**ctx.credentials, "tmn_code": "NOPE0000"}))
+    assert (result.status, result.raw["vnp_ResponseCode"]) == ("pending", "99")
+    assert load("vnpay", "txn", payment.public_id)["amount_refunded"] == 0
 
 
 def test_full_refund_is_type_02(http, factories, run_jobs):
@@ -226,7 +313,11 @@ def test_full_refund_is_type_02(http, factories, run_jobs):
     gateway, info, ctx = adapter_for(payment, VN)
     result = gateway.refund(info, 20_000, "rf_full", ctx)
     assert result.status == "succeeded" and result.raw["vnp_TransactionType"] == "02"
-    assert gateway.refund(info, 20_000, "rf_full", ctx).status == "pending"  # same request id: 94
+    again = gateway.refund(info, 20_000, "rf_full", ctx)  # the same request id within 5 minutes: 94
+    assert (again.status, again.raw["vnp_ResponseCode"]) == ("pending", "94")  # our earlier attempt got there
+    assert load("vnpay", "txn", payment.public_id)["amount_refunded"] == 2_000_000  # refunded once
+    [key] = get_redis().keys("sandbox:vnpay:request:*rffull")
+    assert 0 < get_redis().ttl(key) <= 300  # VNPay's duplicate window is 5 minutes
 
 
 def test_refund_of_a_failed_payment_is_refused(http, factories, run_jobs):
@@ -235,6 +326,104 @@ def test_refund_of_a_failed_payment_is_refused(http, factories, run_jobs):
     gateway, info, ctx = adapter_for(payment, VN)
     result = gateway.refund(info, payment.amount, "rf_x", ctx)
     assert result.status == "failed" and result.raw["vnp_ResponseCode"] == "95"
+
+
+# The checksum orders, written out once more from VNPay's docs (independent of the module's field lists).
+REFUND_ORDER = ("RequestId|Version|Command|TmnCode|TransactionType|TxnRef|Amount|TransactionNo|TransactionDate|"
+                "CreateBy|CreateDate|IpAddr|OrderInfo")
+REFUND_ANSWER_ORDER = ("ResponseId|Command|ResponseCode|Message|TmnCode|TxnRef|Amount|BankCode|PayDate|"
+                       "TransactionNo|TransactionType|TransactionStatus|OrderInfo")
+QUERY_ANSWER_ORDER = REFUND_ANSWER_ORDER + "|PromotionCode|PromotionAmount"
+
+
+def checksum_in_order(order, values, secret=SECRET):
+    joined = "|".join(str(values.get(f"vnp_{name}", "")) for name in order.split("|"))
+    return hmac.new(secret.encode(), joined.encode(), hashlib.sha512).hexdigest()
+
+
+def api_call(http, body, order=REFUND_ORDER, secret=SECRET):
+    body = {**body, "vnp_SecureHash": checksum_in_order(order, body, secret)}
+    response = http.post("/sandbox/vnpay/merchant_webapi/api/transaction", json=body)
+    assert response.status_code == 200
+    return response.json()
+
+
+def refund_body(payment, params, **changes):
+    return {"vnp_RequestId": f"r{time.time_ns()}", "vnp_Version": "2.1.0", "vnp_Command": "refund",
+            "vnp_TmnCode": SANDBOX_CREDENTIALS["tmn_code"], "vnp_TransactionType": "03",
+            "vnp_TxnRef": payment.public_id, "vnp_Amount": "1000000", "vnp_TransactionNo": params["vnp_TransactionNo"],
+            "vnp_TransactionDate": load("vnpay", "txn", payment.public_id)["create_date"], "vnp_CreateBy": "test",
+            "vnp_CreateDate": vn_time(datetime.now(UTC)), "vnp_IpAddr": "127.0.0.1", "vnp_OrderInfo": "Refund",
+            **changes}
+
+
+def test_simulator_answers_are_signed_in_vnpays_response_order(http, factories, run_jobs):
+    payment, params = pay(http, factories)
+    run_jobs()
+    refund = api_call(http, refund_body(payment, params))
+    assert refund["vnp_ResponseCode"] == "00"
+    assert refund["vnp_SecureHash"] == checksum_in_order(REFUND_ANSWER_ORDER, refund)
+    refused = api_call(http, refund_body(payment, params, vnp_Amount="999999900"))
+    assert refused["vnp_ResponseCode"] == "93"
+    assert refused["vnp_SecureHash"] == checksum_in_order(REFUND_ANSWER_ORDER, refused)
+    query = api_call(http, {"vnp_RequestId": f"q{time.time_ns()}", "vnp_Version": "2.1.0", "vnp_Command": "querydr",
+                            "vnp_TmnCode": SANDBOX_CREDENTIALS["tmn_code"], "vnp_TxnRef": payment.public_id,
+                            "vnp_TransactionDate": refund_body(payment, params)["vnp_TransactionDate"],
+                            "vnp_CreateDate": vn_time(datetime.now(UTC)), "vnp_IpAddr": "127.0.0.1",
+                            "vnp_OrderInfo": "Query"},
+                     order="RequestId|Version|Command|TmnCode|TxnRef|TransactionDate|CreateDate|IpAddr|OrderInfo")
+    assert query["vnp_ResponseCode"] == "00" and query["vnp_PromotionCode"] == query["vnp_PromotionAmount"] == ""
+    assert query["vnp_SecureHash"] == checksum_in_order(QUERY_ANSWER_ORDER, query)
+    assert query["vnp_SecureHash"] != checksum_in_order(REFUND_ANSWER_ORDER, query)  # the empty fields count
+
+
+def test_simulator_refund_codes_for_bad_checksum_and_duplicates(http, factories, run_jobs):
+    payment, params = pay(http, factories)
+    run_jobs()
+    forged = api_call(http, refund_body(payment, params), secret="not-the-secret")
+    assert forged["vnp_ResponseCode"] == "97"
+    body = refund_body(payment, params)
+    assert api_call(http, body)["vnp_ResponseCode"] == "00"
+    assert api_call(http, body)["vnp_ResponseCode"] == "94"
+    assert load("vnpay", "txn", payment.public_id)["amount_refunded"] == 1_000_000
+
+
+@pytest.mark.parametrize("answer", [
+    {"vnp_ResponseCode": "00", "vnp_Message": "Refund success"},  # unsigned
+    {"vnp_ResponseCode": "00", "vnp_Message": "Refund success", "vnp_SecureHash": "ab" * 64},  # forged
+    {"vnp_ResponseCode": "91", "vnp_Message": "Transaction not found"},  # an unsigned refusal is not trusted either
+])
+def test_adapter_refuses_an_answer_without_a_valid_checksum(http, factories, run_jobs, answer):
+    payment, _ = pay(http, factories)
+    run_jobs()
+    gateway, info, ctx = adapter_for(payment, VN)
+    fake = ScriptedReceiver((200, json.dumps({"vnp_ResponseId": "x", "vnp_Command": "refund", **answer}).encode(),
+                             {"Content-Type": "application/json"}))
+    try:
+        for call in (lambda c: gateway.refund(info, 10_000, "rf_fake", c), lambda c: gateway.query(info, c)):
+            with pytest.raises(GatewayError, match="no valid checksum"):
+                call(replace(ctx, base_url=fake.url))
+    finally:
+        fake.close()
+    assert len(fake.hits) == 2
+
+
+def test_adapter_checks_answers_with_vnpays_response_order(http, factories, run_jobs):
+    payment, _ = pay(http, factories)
+    run_jobs()
+    gateway, info, ctx = adapter_for(payment, VN)
+    answer = {"vnp_ResponseId": "x", "vnp_Command": "refund", "vnp_ResponseCode": "00", "vnp_Message": "ok",
+              "vnp_TmnCode": SANDBOX_CREDENTIALS["tmn_code"], "vnp_TxnRef": payment.public_id,
+              "vnp_Amount": "1000000", "vnp_BankCode": "NCB", "vnp_PayDate": "20260101120000",
+              "vnp_TransactionNo": "123", "vnp_TransactionType": "03", "vnp_TransactionStatus": "05",
+              "vnp_OrderInfo": "Refund"}
+    fake = ScriptedReceiver((200, json.dumps({**answer, "vnp_SecureHash": checksum_in_order(
+        REFUND_ANSWER_ORDER, answer)}).encode(), {"Content-Type": "application/json"}))
+    try:
+        result = gateway.refund(info, 10_000, "rf_fake", replace(ctx, base_url=fake.url))
+    finally:
+        fake.close()
+    assert (result.status, result.gateway_reference) == ("succeeded", "123")
 
 
 def test_simulator_refuses_wrong_credentials(http, factories):
