@@ -150,44 +150,48 @@ def validate_webhook_url(url, *, resolve=True):
     return _check_target(url, resolve=resolve)[0]
 
 
-def _check_target(url, *, resolve=True):
-    """(url, the addresses to connect to) after the checks of validate_webhook_url; addresses is empty
-    when `resolve` is False and the host is a name."""
-    def refuse(message):
-        raise ValidationError(message, field="webhook_url", code="invalid_webhook_url")
+def _refuse(message):
+    raise ValidationError(message, field="webhook_url", code="invalid_webhook_url")
 
+
+def _resolve(host, port):
+    try:
+        infos = socket.getaddrinfo(host, port, proto=socket.IPPROTO_TCP)
+    except (socket.gaierror, UnicodeError):
+        _refuse(f"the webhook host {host} does not resolve")
+    return list(dict.fromkeys(info[4][0].split("%")[0] for info in infos))
+
+
+def _check_target(url, *, resolve=True):
+    """(url, the checked addresses to connect to) after the checks of validate_webhook_url; the addresses
+    are empty when the host is a name that was not resolved (`resolve` False, or private addresses allowed)."""
     if not isinstance(url, str) or not url.strip():
-        refuse("the webhook URL is required")
+        _refuse("the webhook URL is required")
     url = url.strip()
     if len(url) > 2000:
-        refuse("the webhook URL must be at most 2000 characters")
+        _refuse("the webhook URL must be at most 2000 characters")
     try:
         parts = urlsplit(url)
         port = parts.port
     except ValueError:
-        refuse("the webhook URL is not a valid URL")
+        _refuse("the webhook URL is not a valid URL")
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        refuse("the webhook URL must be an http:// or https:// URL with a host")
+        _refuse("the webhook URL must be an http:// or https:// URL with a host")
     if parts.username or parts.password:
-        refuse("the webhook URL must not contain a user name or password")
-    private_ok = current_app.config["ALLOW_PRIVATE_WEBHOOK_URLS"]
-    host = parts.hostname
+        _refuse("the webhook URL must not contain a user name or password")
+    private_ok, host = current_app.config["ALLOW_PRIVATE_WEBHOOK_URLS"], parts.hostname
     try:
         addresses = [str(ipaddress.ip_address(host))]
     except ValueError:
-        if not private_ok and (host.lower() in ("localhost", "metadata.google.internal")
-                               or host.lower().endswith(".localhost")):
-            refuse("the webhook URL must not point at this machine or a private network")
+        if private_ok:
+            return url, []
+        if host.lower() in ("localhost", "metadata.google.internal") or host.lower().endswith(".localhost"):
+            _refuse("the webhook URL must not point at this machine or a private network")
         if not resolve:
             return url, []
-        try:
-            infos = socket.getaddrinfo(host, port or (443 if parts.scheme == "https" else 80),
-                                       proto=socket.IPPROTO_TCP)
-        except (socket.gaierror, UnicodeError):
-            refuse(f"the webhook host {host} does not resolve")
-        addresses = list(dict.fromkeys(info[4][0].split("%")[0] for info in infos))
+        addresses = _resolve(host, port or (443 if parts.scheme == "https" else 80))
     if not private_ok and any(_forbidden_address(a) for a in addresses):
-        refuse("the webhook URL must not point at this machine or a private network")
+        _refuse("the webhook URL must not point at this machine or a private network")
     return url, addresses
 
 
@@ -204,6 +208,7 @@ def post_pinned(url, body, headers, timeout):
     parts = urlsplit(url)
     https = parts.scheme == "https"
     port = parts.port or (443 if https else 80)
+    addresses = addresses or _resolve(parts.hostname, port)  # private addresses allowed: nothing to check
     path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
     host_header = parts.hostname if parts.port is None else f"{parts.hostname}:{parts.port}"
     if ":" in parts.hostname:  # an IPv6 literal
@@ -225,7 +230,6 @@ def post_pinned(url, body, headers, timeout):
                 raise
         finally:
             pool.close()
-    raise ValidationError(f"the webhook host {parts.hostname} has no address", field="webhook_url")
 
 
 def set_webhook_url(merchant, url):

@@ -221,6 +221,19 @@ def redirect_queued_notification(url):
     return job
 
 
+def deliver_all(run_jobs):
+    """Run the queued simulator notification and every retry it schedules; return the waits (s) before each
+    retry."""
+    run_jobs(rounds=1)
+    waits = []
+    while scheduled := scheduled_notifications():
+        [(wait, attempt)] = scheduled
+        assert attempt == len(waits) + 1
+        waits.append(wait)
+        run_jobs(advance=wait + 5, rounds=1)
+    return waits
+
+
 def scheduled_notifications():
     """[(seconds from now, attempt)] of the simulators' notifications waiting for a retry."""
     import time

@@ -25,6 +25,7 @@ from tests.gateways.helpers import (
     api_payment,
     assert_offered_everywhere,
     choose_method,
+    deliver_all,
     events,
     follow,
     form_action_outcomes,
@@ -198,18 +199,6 @@ def scripted():
     yield make
     for receiver in made:
         receiver.close()
-
-
-def deliver_all(run_jobs):
-    """Run the queued notification and every retry it schedules; return the waits (s) before each retry."""
-    run_jobs(rounds=1)
-    waits = []
-    while scheduled := scheduled_notifications():
-        [(wait, attempt)] = scheduled
-        assert attempt == len(waits) + 1
-        waits.append(wait)
-        run_jobs(advance=wait + 5, rounds=1)
-    return waits
 
 
 def test_notification_answered_503_is_retried_until_200(http, factories, run_jobs, scripted):

@@ -32,6 +32,7 @@ from tests.gateways.helpers import (
     api_payment,
     assert_offered_everywhere,
     choose_method,
+    deliver_all,
     events,
     follow,
     form_action_outcomes,
@@ -40,7 +41,6 @@ from tests.gateways.helpers import (
     race,
     redirect_queued_notification,
     refund_through_service,
-    scheduled_notifications,
     settle_by_query,
     transitions,
     unmatched_callbacks,
@@ -166,18 +166,6 @@ def merchant_ipn():
     yield make
     for receiver in made:
         receiver.close()
-
-
-def deliver_all(run_jobs):
-    """Run the queued IPN and every retry it schedules; return the waits (s) before each retry."""
-    run_jobs(rounds=1)
-    waits = []
-    while scheduled := scheduled_notifications():
-        [(wait, attempt)] = scheduled
-        assert attempt == len(waits) + 1
-        waits.append(wait)
-        run_jobs(advance=wait + 5, rounds=1)
-    return waits
 
 
 @pytest.mark.parametrize("answer", [ipn_answer("01"), ipn_answer("04"), ipn_answer("97"), ipn_answer("99"),
