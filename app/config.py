@@ -53,12 +53,18 @@ class Config:
     WEBHOOK_LEASE_SECONDS = 60
     #: The previous signing secret is still sent (a second v1) this long after a rotation.
     WEBHOOK_SECRET_GRACE_SECONDS = 24 * 3600
-    #: Periodic sweeps (seconds): due webhook events, overdue payments, payments stuck at a gateway.
+    #: Periodic sweeps (seconds): due webhook events, overdue payments, payments stuck at a gateway, refunds
+    #: whose next gateway call is due.
     WEBHOOK_SWEEP_SECONDS = 30
     EXPIRY_SWEEP_SECONDS = 60
     RECONCILE_SWEEP_SECONDS = 120
-    #: Attempts at calling a gateway's refund API when it cannot be reached.
+    REFUND_SWEEP_SECONDS = 60
+    #: Attempts at calling a gateway's refund API when it cannot be reached; then a person decides.
     REFUND_MAX_ATTEMPTS = 5
+    #: How long a refund's gateway call holds the refund (no second run calls the gateway meanwhile). A refund
+    #: job is stopped by RQ 60 s before the lease ends, so two runs never overlap; the adapters' worst case
+    #: (up to three calls, each with a 30 s connect and a 30 s read timeout) fits in that job timeout.
+    REFUND_LEASE_SECONDS = 300
     #: Seconds before a `processing` payment is asked about at its gateway.
     RECONCILE_AFTER_SECONDS = 15 * 60
     #: Larger request bodies are refused with 413 (no payment request or gateway callback comes near it).

@@ -1,26 +1,86 @@
-"""The refunds list: newest first, with status and the gateway's refund reference."""
+"""The refunds list (newest first, with status and the gateway's refund reference, filterable to the refunds
+that need attention) and the two actions on a refund that waits for a person: retry now, mark as failed."""
 
-from flask import render_template, request, url_for
+from flask import flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
-from sqlalchemy import select
+from sqlalchemy import func, select
 
-from app.dashboard import bp
+from app import money
+from app.dashboard import bp, owned_or_404
+from app.dashboard.forms import ActionForm
 from app.extensions import db
+from app.gateways import get_gateway
 from app.models import Payment, Refund
 
 PAGE_SIZE = 50
+#: Pending, with no gateway call planned: a person decides (see Refund.needs_attention).
+WAITING = (Refund.status == "pending", Refund.next_attempt_at.is_(None))
 
 
 @bp.get("/refunds")
 @login_required
 def refunds():
+    attention = request.args.get("attention") == "1"
     query = (select(Refund, Payment.public_id, Payment.reference)
              .join(Payment, Refund.payment_id == Payment.id)
              .where(Refund.merchant_id == current_user.id))
+    if attention:
+        query = query.where(*WAITING)
     after = request.args.get("after", type=int)
     if after:
         query = query.where(Refund.id < after)
     rows = db.session.execute(query.order_by(Refund.id.desc()).limit(PAGE_SIZE + 1)).all()
     page = rows[:PAGE_SIZE]
-    next_url = url_for("dashboard.refunds", after=page[-1][0].id) if len(rows) > PAGE_SIZE else None
-    return render_template("dashboard/refunds/list.html", rows=page, next_url=next_url, paged=bool(after))
+    filters = {"attention": "1"} if attention else {}
+    next_url = url_for("dashboard.refunds", after=page[-1][0].id, **filters) if len(rows) > PAGE_SIZE else None
+    waiting = db.session.scalar(select(func.count()).select_from(Refund)
+                                .where(Refund.merchant_id == current_user.id, *WAITING))
+    return render_template("dashboard/refunds/list.html", rows=page, next_url=next_url, paged=bool(after),
+                           attention=attention, waiting=waiting, first_url=url_for("dashboard.refunds", **filters),
+                           action_form=ActionForm())
+
+
+def _back(refund):
+    return redirect(url_for("dashboard.payment_detail", public_id=refund.payment.public_id), 303)
+
+
+@bp.post("/refunds/<public_id>/retry")
+@login_required
+def retry_refund(public_id):
+    from app.services.refunds import retry_now
+
+    refund = owned_or_404(Refund, public_id)
+    ActionForm().validate_on_submit()  # the CSRF token was checked before the view (CSRFProtect)
+    if retry_now(refund, source=f"dashboard, {current_user.email}"):
+        flash(f"Refund {refund.public_id}: the gateway is asked again now.", "success")
+    else:
+        flash(f"Refund {refund.public_id} is not waiting for a person (it is {_state(refund)}).", "error")
+    return _back(refund)
+
+
+@bp.post("/refunds/<public_id>/fail")
+@login_required
+def fail_refund(public_id):
+    """Two steps: the button shows a confirmation page; its button marks the refund failed."""
+    from app.services.refunds import mark_failed
+
+    refund = owned_or_404(Refund, public_id)
+    ActionForm().validate_on_submit()
+    if not refund.needs_attention:
+        flash(f"Refund {refund.public_id} is not waiting for a person (it is {_state(refund)}).", "error")
+        return _back(refund)
+    if request.form.get("confirmed") != "yes":
+        gateway = get_gateway(refund.gateway) if refund.gateway else None
+        return render_template("dashboard/refunds/fail_confirm.html", refund=refund, form=ActionForm(),
+                               gateway_name=gateway.name if gateway else "the gateway")
+    if mark_failed(refund, source=f"dashboard, {current_user.email}"):
+        flash(f"Refund {refund.public_id} marked as failed: "
+              f"{money.format_money(refund.amount, refund.currency)} is refundable again.", "success")
+    else:
+        flash(f"Refund {refund.public_id} is not waiting for a person (it is {_state(refund)}).", "error")
+    return _back(refund)
+
+
+def _state(refund):
+    db.session.refresh(refund)
+    return refund.status if refund.status != "pending" else "pending, with a gateway call planned"

@@ -222,6 +222,10 @@ class Gateway:
     #: Callback kinds whose verification is local (a signature check, no call to the gateway). Any other
     #: kind may call the gateway, so no database transaction is held open while it is verified.
     local_kinds: frozenset = frozenset()
+    #: The refund request carries our refund id and the gateway applies it once: a refund call that timed out
+    #: may be sent again. When False, a timed-out refund call has an unknown outcome (sending it again could
+    #: refund twice), so the refund waits for a person to check at the gateway.
+    refund_idempotent: bool = False
     timeout_seconds = 30
 
     def start(self, payment: PaymentInfo, ctx: GatewayContext) -> StartResult:

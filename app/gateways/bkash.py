@@ -98,6 +98,8 @@ class BkashGateway(Gateway):
     credential_fields = {"app_key": "App key", "app_secret": "App secret", "username": "Username",
                          "password": "Password"}
     browser_kinds = frozenset({"return"})
+    #: payment/refund takes no id of ours (the adapter only re-uses answers it received).
+    refund_idempotent = False
 
     # --- tokens -----------------------------------------------------------------------------------------
 

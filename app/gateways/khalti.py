@@ -72,6 +72,8 @@ class KhaltiGateway(Gateway):
     base_urls = {"sandbox": "https://dev.khalti.com", "live": "https://khalti.com"}
     credential_fields = {"secret_key": "Live secret key"}
     browser_kinds = frozenset({"return"})
+    #: The refund API takes no id of ours: a repeated call is another refund.
+    refund_idempotent = False
 
     def _call(self, ctx, path, body, *, ok_statuses=(200,)):
         response = self.http("POST", f"{ctx.base_url}{path}", json=body,

@@ -126,6 +126,9 @@ class MidtransGateway(Gateway):
     base_urls = {"sandbox": "https://app.sandbox.midtrans.com", "live": "https://app.midtrans.com"}
     credential_fields = {"server_key": "Server key", "client_key": "Client key"}
     browser_kinds = frozenset({"finish"})
+    #: Midtrans docs (Refund Transactions): `refund_key` is the merchant's unique refund id; a retry with the
+    #: same refund_key is the same refund request.
+    refund_idempotent = True
 
     def _core(self, ctx):
         return CORE_HOSTS.get(ctx.base_url, ctx.base_url)

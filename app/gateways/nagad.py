@@ -148,6 +148,9 @@ class NagadGateway(Gateway):
     credential_fields = {"merchant_id": "Merchant ID", "merchant_number": "Merchant wallet number",
                          "merchant_private_key": "Merchant private key", "nagad_public_key": "Nagad public key"}
     browser_kinds = frozenset({"return"})
+    #: Nagad publishes no refund API (purchase/cancel comes from community clients), so nothing says a
+    #: repeated `referenceNo` is applied once, though our simulator treats it so.
+    refund_idempotent = False
 
     def _keys(self, ctx):
         return (load_private_key(ctx.credentials.get("merchant_private_key")),

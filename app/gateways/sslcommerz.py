@@ -111,6 +111,9 @@ class SSLCommerzGateway(Gateway):
     base_urls = {"sandbox": "https://sandbox.sslcommerz.com", "live": "https://securepay.sslcommerz.com"}
     credential_fields = {"store_id": "Store ID", "store_passwd": "Store password"}
     browser_kinds = frozenset({"success", "fail", "cancel"})
+    #: A refund carries our refund id as `refund_trans_id`; SSLCommerz answers a repeated one with the refund it
+    #: already has (see the module docstring).
+    refund_idempotent = True
     #: `multi_card_name`: restrict the hosted page to these channels (empty = every channel of the store).
     channel = ""
 

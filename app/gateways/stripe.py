@@ -85,6 +85,9 @@ class StripeGateway(Gateway):
     credential_fields = {"secret_key": "Secret key (sk_…)", "webhook_secret": "Webhook signing secret (whsec_…)"}
     browser_kinds = frozenset({"return", "cancel"})
     local_kinds = frozenset({"webhook"})  # Stripe-Signature only
+    #: Refunds are created with our refund id as Idempotency-Key (docs.stripe.com/idempotency: a replay
+    #: returns the first answer).
+    refund_idempotent = True
 
     def client(self, ctx):
         """A StripeClient for this merchant only (never the SDK's global api_key/api_base)."""

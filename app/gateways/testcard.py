@@ -73,6 +73,8 @@ class TestCardGateway(Gateway):
     base_urls = {}  # only ever the built-in simulator
     credential_fields = {"secret_key": "Secret key", "webhook_secret": "Webhook signing secret"}
     local_kinds = frozenset({"webhook"})  # Testcard-Signature only
+    #: Refunds carry our refund id as Idempotency-Key; the acquirer answers a repeat with the first refund.
+    refund_idempotent = True
 
     def _auth(self, ctx):
         return {"Authorization": f"Bearer {ctx.credentials.get('secret_key', '')}"}

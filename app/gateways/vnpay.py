@@ -164,6 +164,9 @@ class VNPayGateway(Gateway):
     credential_fields = {"tmn_code": "Terminal code (vnp_TmnCode)", "hash_secret": "Hash secret (vnp_HashSecret)"}
     browser_kinds = frozenset({"return"})
     local_kinds = frozenset({"ipn", "return"})  # vnp_SecureHash only
+    #: A repeated vnp_RequestId gets 94 (duplicate request), never the first refund's outcome, and we know of
+    #: no documented promise that VNPay de-duplicates it for good.
+    refund_idempotent = False
 
     def _secret(self, ctx):
         return ctx.credentials.get("hash_secret", "")

@@ -49,6 +49,33 @@ def enqueue_deliveries(app, event_ids):
         pipe.execute()
 
 
+def _refund_timeout(app):
+    # Stopped a minute before its lease ends, so a later run that takes the refund over never overlaps it.
+    return app.config["REFUND_LEASE_SECONDS"] - 60
+
+
+def enqueue_refund(app, refund_id, delay=None):
+    """One run of a refund's gateway call, now or after `delay` seconds."""
+    queue = get_queue("default", app)
+    kwargs = {"job_timeout": _refund_timeout(app), "result_ttl": _RESULT_TTL}
+    if delay:
+        # RQ schedules to the whole second: never run before the refund's next_attempt_at.
+        return queue.enqueue_in(timedelta(seconds=delay + 1), "app.jobs.refunds.process", args=(refund_id,),
+                                **kwargs)
+    return queue.enqueue("app.jobs.refunds.process", args=(refund_id,), **kwargs)
+
+
+def enqueue_refunds(app, refund_ids):
+    """Refund jobs for many refunds in one Redis round trip."""
+    queue = get_queue("default", app)
+    timeout = _refund_timeout(app)
+    jobs = [Queue.prepare_data("app.jobs.refunds.process", (refund_id,), timeout=timeout, result_ttl=_RESULT_TTL)
+            for refund_id in refund_ids]
+    with queue.connection.pipeline() as pipe:
+        queue.enqueue_many(jobs, pipeline=pipe)
+        pipe.execute()
+
+
 def after_commit(app, event_ids, payments, refund_ids=()):
     """Hook run by the outbox relay after a commit: webhook deliveries, expiry timers, gateway refunds.
 
@@ -61,5 +88,5 @@ def after_commit(app, event_ids, payments, refund_ids=()):
         for payment_id, expires_at in payments:
             queue.enqueue_at(expires_at + timedelta(seconds=1), "app.jobs.expiry.expire", payment_id,
                              job_id=f"expire-{payment_id}", result_ttl=_RESULT_TTL)
-    for refund_id in refund_ids:
-        get_queue("default", app).enqueue("app.jobs.refunds.process", refund_id, result_ttl=_RESULT_TTL)
+    if refund_ids:
+        enqueue_refunds(app, refund_ids)

@@ -17,6 +17,7 @@ PERIODIC = {
     "webhooks": ("app.jobs.webhooks.sweep", "WEBHOOK_SWEEP_SECONDS"),
     "expiry": ("app.jobs.expiry.sweep", "EXPIRY_SWEEP_SECONDS"),
     "reconciliation": ("app.jobs.reconciliation.sweep", "RECONCILE_SWEEP_SECONDS"),
+    "refunds": ("app.jobs.refunds.sweep", "REFUND_SWEEP_SECONDS"),
 }
 
 

@@ -10,8 +10,12 @@ from app.models.base import utcnow
 
 class Refund(db.Model):
     __tablename__ = "refunds"
-    #: The dashboard's refunds list: a merchant's newest first.
-    __table_args__ = (Index("ix_refunds_merchant_id_desc", "merchant_id", "id"),)
+    __table_args__ = (
+        #: The dashboard's refunds list: a merchant's newest first.
+        Index("ix_refunds_merchant_id_desc", "merchant_id", "id"),
+        #: The refunds sweep: pending refunds whose next gateway call is due.
+        Index("ix_refunds_due", "status", "next_attempt_at"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     public_id: Mapped[str] = mapped_column(String(40), unique=True, default=lambda: security.public_id("re"))
@@ -26,7 +30,16 @@ class Refund(db.Model):
     gateway_reference: Mapped[str | None] = mapped_column(String(200))
     failure_message: Mapped[str | None] = mapped_column(Text)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
+    #: When the next gateway call is due; while a call is in flight, the end of its lease. NULL once settled,
+    #: and for a pending refund that waits for a person (see `needs_attention`).
+    next_attempt_at = mapped_column(DateTime, default=utcnow)
     created_at = mapped_column(DateTime, default=utcnow, nullable=False)
     updated_at = mapped_column(DateTime, default=utcnow, onupdate=utcnow, nullable=False)
 
     payment = relationship("Payment", back_populates="refunds")
+
+    @property
+    def needs_attention(self):
+        """Pending with no gateway call planned: the outcome is unknown or the attempts ran out, and a person
+        decides (retry now, or mark it failed)."""
+        return self.status == "pending" and self.next_attempt_at is None

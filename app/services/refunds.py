@@ -8,9 +8,25 @@ reserves its amount with one compare-and-set UPDATE
 
 so of two requests that together exceed the amount exactly one is accepted, on PostgreSQL (the second
 UPDATE waits for the first's row lock, then re-checks) and on SQLite (one writer at a time). The refund
-stays `pending` until the job has called the gateway adapter's `refund()` (outside any transaction); then it
+stays `pending` until a job has called the gateway adapter's `refund()` (outside any transaction); then it
 becomes `succeeded` (the payment moves to partially_refunded or refunded through the state machine) or
 `failed` (the reservation is released), with a `refund.succeeded` / `refund.failed` event in the same commit.
+
+`next_attempt_at` says when the next gateway call is due. A job first claims the refund with a
+compare-and-set
+
+    UPDATE refunds SET attempts = attempts + 1, next_attempt_at = :now + REFUND_LEASE_SECONDS
+    WHERE id = :id AND status = 'pending' AND next_attempt_at <= :now
+
+and only the run whose UPDATE hit the row calls the gateway, so a duplicate job, or a retry racing the sweep,
+changes nothing. A gateway that could not be reached is asked again after 1, 2, 4, … minutes (RQ
+`enqueue_in`); the periodic sweep (REFUND_SWEEP_SECONDS) enqueues every pending refund that is due, which also
+covers refunds accepted while Redis was down and workers that died mid-call (their lease runs out).
+
+A refund waits for a person (pending, `next_attempt_at` NULL, `needs_attention`) after REFUND_MAX_ATTEMPTS
+attempts, and after a call with an unknown outcome (a timeout, or an unexpected error) at a gateway whose
+refund API does not de-duplicate on our refund id (`Gateway.refund_idempotent`): sending it again could
+refund twice. The person checks at the gateway, then retries it now or marks it failed (dashboard).
 """
 
 import logging
@@ -22,7 +38,7 @@ from sqlalchemy import func, select, update
 from app.extensions import db
 from app.gateways import get_gateway
 from app.gateways.base import GatewayError
-from app.models import Payment, PaymentEvent, Refund
+from app.models import Payment, PaymentEvent, Refund, utcnow
 from app.serializers import refund_dict
 from app.services.errors import NotFound, ValidationError
 from app.services.gateways import context_for, payment_info
@@ -32,6 +48,7 @@ from app.state_machine import Status, transition
 log = logging.getLogger(__name__)
 
 REFUNDABLE = (Status.SUCCEEDED.value, Status.PARTIALLY_REFUNDED.value)
+SWEEP_BATCH = 1000
 
 
 def _not_refundable(payment):
@@ -71,7 +88,7 @@ def build_refund(payment, amount=None, reason=None, *, source):
         raise _not_refundable(payment) if payment.status not in REFUNDABLE else _exceeds(payment, amount)
     refund = Refund(payment_id=payment.id, merchant_id=payment.merchant_id, amount=amount,
                     currency=payment.currency, reason=reason or None, status="pending", gateway=payment.gateway,
-                    attempts=0)
+                    attempts=0, next_attempt_at=utcnow())
     db.session.add(refund)
     db.session.flush()
     db.session.add(PaymentEvent(payment_id=payment.id, kind="refund", gateway=payment.gateway,
@@ -102,58 +119,165 @@ def get_for_merchant(merchant, public_id):
     return refund
 
 
+def _claim(refund_id, now, lease_until):
+    """Compare-and-set: take a due pending refund for one gateway call (holding it until `lease_until`);
+    True for exactly one of any number of concurrent runs."""
+    return db.session.execute(
+        update(Refund)
+        .where(Refund.id == refund_id, Refund.status == "pending", Refund.next_attempt_at <= now)
+        .values(attempts=Refund.attempts + 1, next_attempt_at=lease_until)
+        .execution_options(synchronize_session=False)
+    ).rowcount == 1
+
+
 def process_refund(refund_id):
-    """Ask the gateway to refund a pending refund and settle it; return the refund's status. Commits."""
-    refund = db.session.get(Refund, refund_id)
-    if refund is None or refund.status != "pending":
+    """If the pending refund is due, claim it, ask the gateway once and settle it or plan what comes next;
+    return the refund's status (None for an unknown id). Commits."""
+    now = utcnow()
+    lease_until = now + timedelta(seconds=current_app.config["REFUND_LEASE_SECONDS"])
+    if not _claim(refund_id, now, lease_until):  # settled, held by another run, not due, or waiting for a person
         db.session.rollback()
-        return refund.status if refund else None
+        status = db.session.scalar(select(Refund.status).where(Refund.id == refund_id))
+        db.session.rollback()
+        return status
+    refund = db.session.get(Refund, refund_id, populate_existing=True)
     payment = refund.payment
     account = payment.merchant.gateway_account(refund.gateway) if refund.gateway else None
     if account is None:
         return _settle(refund, "failed", message="the payment's gateway account no longer exists")
     gateway = get_gateway(refund.gateway)
     info, ctx, amount, key = payment_info(payment, refund.gateway), context_for(account), refund.amount, refund.public_id
-    refund.attempts += 1
     attempts = refund.attempts
-    db.session.commit()  # no transaction held during the gateway call
+    db.session.commit()  # the claim is visible; no transaction held during the gateway call
     try:
         result = gateway.refund(info, amount, key, ctx)
-    except GatewayError as exc:
-        return _retry_later(refund_id, attempts, str(exc))
+    except Exception as exc:  # an adapter's bug must not leave the refund held until its lease runs out
+        if isinstance(exc, GatewayError):
+            message, unknown = str(exc), exc.timeout
+        else:  # it may have come after the gateway made the refund
+            log.exception("refund %s: the %s adapter failed", key, gateway.code)
+            message, unknown = f"the {gateway.name} adapter failed ({type(exc).__name__})", True
+        if unknown and not gateway.refund_idempotent:
+            return _release(refund_id, lease_until, attempts, message, wait=(
+                f"the outcome is unknown and {gateway.name} does not de-duplicate refund requests, so it is not "
+                f"sent again automatically. It waits for a person: check this refund at {gateway.name}, then "
+                "retry it or mark it failed on the dashboard"))
+        return _retry_later(refund_id, lease_until, attempts, message)
+    if result.status == "pending":  # the gateway settles later: ask again (same idempotency key)
+        return _retry_later(refund_id, lease_until, attempts, "the gateway reports the refund as pending",
+                            reference=result.gateway_reference)
     refund = db.session.get(Refund, refund_id)
     if result.gateway_reference:
         refund.gateway_reference = result.gateway_reference
-    if result.status == "pending":  # the gateway settles later: ask again (same idempotency key)
-        return _retry_later(refund_id, attempts, "the gateway reports the refund as pending")
     return _settle(refund, "succeeded" if result.status == "succeeded" else "failed",
                    message=result.message, raw=result.raw)
 
 
-def _retry_later(refund_id, attempts, message):
-    refund = db.session.get(Refund, refund_id)
-    refund.failure_message = message[:500]
-    db.session.add(PaymentEvent(payment_id=refund.payment_id, kind="refund", gateway=refund.gateway,
-                                message=f"Refund {refund.public_id}: attempt {attempts}: {message}"))
-    db.session.commit()
+def _retry_later(refund_id, lease_until, attempts, message, reference=None):
+    """Plan the next gateway call after the current backoff, or leave the refund to a person when the
+    attempts are used up."""
     if attempts >= current_app.config["REFUND_MAX_ATTEMPTS"]:
-        log.warning("refund %s still pending after %s attempts", refund.public_id, attempts)
-        return "pending"  # left pending with its reservation: a person must look at it
-    try:
-        from app.extensions import get_queue
+        log.warning("refund %s still pending after %s attempts", refund_id, attempts)
+        return _release(refund_id, lease_until, attempts, message, reference=reference, wait=(
+            f"no more automatic attempts after {attempts}. It waits for a person: check this refund at the "
+            "gateway, then retry it or mark it failed on the dashboard"))
+    delay = 60 * 2 ** (attempts - 1)
+    status = _release(refund_id, lease_until, attempts, message, reference=reference, delay=delay)
+    if status == "pending":
+        try:
+            from app.jobs import enqueue_refund
 
-        get_queue("default").enqueue_in(timedelta(seconds=60 * 2 ** (attempts - 1)), "app.jobs.refunds.process",
-                                        refund_id, result_ttl=0)
-    except Exception:
-        log.warning("could not schedule refund %s again", refund.public_id, exc_info=True)
+            enqueue_refund(current_app._get_current_object(), refund_id, delay=delay)
+        except Exception:
+            log.warning("could not schedule refund %s again; the sweeper will", refund_id, exc_info=True)
+    return status
+
+
+def _release(refund_id, lease_until, attempts, message, *, reference=None, delay=None, wait=None):
+    """Record a gateway call that did not settle the refund and end its lease: the next call is due in
+    `delay` seconds, or (`wait`, the reason) none is planned and a person decides. Only the holder of the
+    lease writes (one that ran out may have been taken over). Commits."""
+    values = {"failure_message": message[:500],
+              "next_attempt_at": utcnow() + timedelta(seconds=delay) if delay else None}
+    if reference:
+        values["gateway_reference"] = reference
+    moved = db.session.execute(
+        update(Refund).where(Refund.id == refund_id, Refund.status == "pending",
+                             Refund.next_attempt_at == lease_until)
+        .values(**values).execution_options(synchronize_session=False)
+    ).rowcount
+    if moved != 1:
+        db.session.rollback()
+        status = db.session.scalar(select(Refund.status).where(Refund.id == refund_id))
+        db.session.rollback()
+        return status
+    refund = db.session.get(Refund, refund_id, populate_existing=True)
+    then = f"; next attempt in {delay // 60} min" if delay else f". Needs attention: {wait}."
+    db.session.add(PaymentEvent(payment_id=refund.payment_id, kind="refund", gateway=refund.gateway,
+                                message=f"Refund {refund.public_id}: attempt {attempts}: {message}{then}"))
+    db.session.commit()
     return "pending"
 
 
-def _settle(refund, status, *, message=None, raw=None):
-    """Move a pending refund to succeeded/failed, the payment with it, and emit the refund event."""
+def due_refund_ids(limit=SWEEP_BATCH, now=None):
+    return db.session.scalars(
+        select(Refund.id)
+        .where(Refund.status == "pending", Refund.next_attempt_at <= (now or utcnow()))
+        .order_by(Refund.next_attempt_at)
+        .limit(limit)
+    ).all()
+
+
+def sweep_due_refunds(limit=SWEEP_BATCH):
+    """Enqueue a job for every pending refund whose next gateway call is due (not held by a run in progress,
+    not waiting for a person); return how many."""
+    from app.jobs import enqueue_refunds
+
+    ids = due_refund_ids(limit)
+    db.session.rollback()
+    if ids:
+        enqueue_refunds(current_app._get_current_object(), ids)
+    return len(ids)
+
+
+def retry_now(refund, *, source):
+    """A person asks the gateway once more about a refund that waits for them (attempts keep counting; the
+    job is enqueued after the commit, or found by the sweep). Return whether it was queued. Commits."""
+    queued = db.session.execute(
+        update(Refund).where(Refund.id == refund.id, Refund.status == "pending", Refund.next_attempt_at.is_(None))
+        .values(next_attempt_at=utcnow()).execution_options(synchronize_session=False)
+    ).rowcount == 1
+    if not queued:
+        db.session.rollback()
+        return False
+    db.session.add(PaymentEvent(payment_id=refund.payment_id, kind="refund", gateway=refund.gateway,
+                                message=f"Refund {refund.public_id}: retry requested [{source}]"))
+    db.session.info.setdefault("refunds_created", []).append(refund.id)  # the relay enqueues it after commit
+    db.session.commit()
+    return True
+
+
+def mark_failed(refund, *, source):
+    """Settle a refund that waits for a person as failed, for when the gateway shows no such refund: the
+    reserved amount is released and refund.failed emitted. Return whether it did. Commits."""
+    db.session.refresh(refund)
+    if not refund.needs_attention:
+        db.session.rollback()
+        return False
+    return _settle(refund, "failed", waiting_only=True,
+                   message=f"marked failed by a person: the gateway shows no such refund [{source}]") == "failed"
+
+
+def _settle(refund, status, *, message=None, raw=None, waiting_only=False):
+    """Move a pending refund (with `waiting_only`, only one that waits for a person) to succeeded/failed, the
+    payment with it, and emit the refund event."""
+    where = [Refund.id == refund.id, Refund.status == "pending"]
+    if waiting_only:
+        where.append(Refund.next_attempt_at.is_(None))
     moved = db.session.execute(
-        update(Refund).where(Refund.id == refund.id, Refund.status == "pending")
-        .values(status=status, failure_message=(message or None) if status == "failed" else None)
+        update(Refund).where(*where)
+        .values(status=status, failure_message=(message or None) if status == "failed" else None,
+                next_attempt_at=None)
         .execution_options(synchronize_session=False)
     ).rowcount
     if moved != 1:  # settled by someone else meanwhile

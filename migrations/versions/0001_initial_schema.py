@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-23 15:38:30.232700
+Create Date: 2026-11-23 18:49:57.734011
 
 """
 from alembic import op
@@ -190,6 +190,7 @@ def upgrade():
     sa.Column('gateway_reference', sa.String(length=200), nullable=True),
     sa.Column('failure_message', sa.Text(), nullable=True),
     sa.Column('attempts', sa.Integer(), nullable=False),
+    sa.Column('next_attempt_at', sa.DateTime(), nullable=True),
     sa.Column('created_at', sa.DateTime(), nullable=False),
     sa.Column('updated_at', sa.DateTime(), nullable=False),
     sa.ForeignKeyConstraint(['merchant_id'], ['merchants.id'], name=op.f('fk_refunds_merchant_id_merchants'), ondelete='CASCADE'),
@@ -198,6 +199,7 @@ def upgrade():
     sa.UniqueConstraint('public_id', name=op.f('uq_refunds_public_id'))
     )
     with op.batch_alter_table('refunds', schema=None) as batch_op:
+        batch_op.create_index('ix_refunds_due', ['status', 'next_attempt_at'], unique=False)
         batch_op.create_index(batch_op.f('ix_refunds_merchant_id'), ['merchant_id'], unique=False)
         batch_op.create_index('ix_refunds_merchant_id_desc', ['merchant_id', 'id'], unique=False)
         batch_op.create_index(batch_op.f('ix_refunds_payment_id'), ['payment_id'], unique=False)
@@ -230,6 +232,7 @@ def downgrade():
         batch_op.drop_index(batch_op.f('ix_refunds_payment_id'))
         batch_op.drop_index('ix_refunds_merchant_id_desc')
         batch_op.drop_index(batch_op.f('ix_refunds_merchant_id'))
+        batch_op.drop_index('ix_refunds_due')
 
     op.drop_table('refunds')
     with op.batch_alter_table('payment_events', schema=None) as batch_op:

@@ -1,11 +1,18 @@
 import pytest
-from sqlalchemy import select
+import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+from sqlalchemy import select, update
 
-from app.extensions import db
-from app.models import OutboxEvent, Refund
+from app.extensions import db, get_queue
+from app.gateways import REGISTRY
+from app.gateways.testcard import TestCardGateway
+from app.jobs.schedule import run_periodic
+from app.models import OutboxEvent, PaymentEvent, Refund, utcnow
 from app.sandbox._common import load
 from app.services import refunds
 from app.services.errors import ValidationError
+from tests.gateways.helpers import race
 from tests.helpers import reload
 from tests.payflow import REFUND_DECLINED, pay
 
@@ -93,13 +100,165 @@ def test_a_refund_declined_by_the_acquirer_fails_and_releases_the_amount(paid, r
     assert again.amount == 5000
 
 
-def test_an_unreachable_acquirer_leaves_the_refund_pending_and_retries(paid, app, monkeypatch, run_jobs):
+def come_due(refund):
+    """As if the backoff had passed: the refund's next gateway call is due now."""
+    db.session.rollback()
+    db.session.execute(update(Refund).where(Refund.id == refund.id).values(next_attempt_at=utcnow()))
+    db.session.commit()
+
+
+def refund_jobs(registry="scheduled"):
+    queue = get_queue("default")
+    ids = queue.scheduled_job_registry.get_job_ids() if registry == "scheduled" else queue.job_ids
+    return [job.args for job in map(queue.fetch_job, ids) if job and job.func_name == "app.jobs.refunds.process"]
+
+
+def refund_notes(refund):
+    db.session.rollback()
+    return [e.message for e in db.session.scalars(
+        select(PaymentEvent).where(PaymentEvent.payment_id == refund.payment_id, PaymentEvent.kind == "refund")
+        .order_by(PaymentEvent.id))]
+
+
+@pytest.mark.parametrize("idempotent", [True, False])
+def test_an_unreachable_acquirer_leaves_the_refund_pending_and_retries(paid, app, monkeypatch, run_jobs,
+                                                                       idempotent):
+    # Connection refused: the request never left, so even a gateway that does not de-duplicate is asked again.
+    monkeypatch.setattr(TestCardGateway, "refund_idempotent", idempotent)
     payment = paid()
     refund = refunds.request_refund(payment, 1000, source="test")
     monkeypatch.setitem(app.config, "GATEWAY_BASE_URLS", {"testcard": "http://127.0.0.1:9"})
     run_jobs()
     refund = reload(refund)
     assert refund.status == "pending" and refund.attempts == 1 and "could not be reached" in refund.failure_message
+    due_in = (refund.next_attempt_at - utcnow()).total_seconds()
+    assert 55 < due_in <= 60 and refund_jobs() == [(refund.id,)]
+    assert refunds.process_refund(refund.id) == "pending" and reload(refund).attempts == 1  # not due yet
+    assert refunds.sweep_due_refunds() == 0
     monkeypatch.setitem(app.config, "GATEWAY_BASE_URLS", {})
-    assert refunds.process_refund(refund.id) == "succeeded"
+    come_due(refund)
+    run_jobs(advance=61)  # the scheduled retry
+    refund = reload(refund)
+    assert refund.status == "succeeded" and refund.attempts == 2 and refund.next_attempt_at is None
     assert reload(payment).status == "partially_refunded"
+    assert "attempt 1: Card (test acquirer) could not be reached: ConnectionError; next attempt in 1 min" in \
+        refund_notes(refund)[1]
+
+
+def test_a_refund_accepted_while_redis_is_down_is_processed_by_the_sweep(paid, app, monkeypatch, run_jobs):
+    payment = paid()
+    run_jobs()
+    down = redis.Redis(host="127.0.0.1", port=9, socket_connect_timeout=1, retry=Retry(NoBackoff(), 0))
+    monkeypatch.setitem(app.extensions, "paysmith_redis", down)
+    refund = refunds.request_refund(payment, 1000, source="test")  # commits; enqueueing fails quietly
+    monkeypatch.undo()  # Redis is back, without the job
+    assert reload(refund).status == "pending" and refund_jobs("queued") == []
+    assert run_periodic("refunds") == 1
+    run_jobs()
+    assert reload(refund).status == "succeeded" and refund.attempts == 1
+    assert reload(payment).status == "partially_refunded"
+    assert refunds.sweep_due_refunds() == 0
+
+
+def test_two_runs_at_once_call_the_gateway_once(paid, app, monkeypatch, receiver):
+    """A duplicate job, or a retry racing the sweep: only the run that claims the refund calls the gateway."""
+    payment = paid()
+    refund = refunds.request_refund(payment, 1000, source="test")
+    monkeypatch.setitem(app.config, "GATEWAY_BASE_URLS", {"testcard": receiver.url})
+    receiver.responses = [-1, -1]  # the acquirer takes a second to answer
+    refund_id = refund.id
+    results = race(2, lambda: refunds.process_refund(refund_id))
+    assert len(receiver.requests) == 1, [r["path"] for r in receiver.requests]
+    assert receiver.requests[0]["headers"]["Idempotency-Key"] == refund.public_id
+    assert reload(refund).attempts == 1 and "pending" in results
+
+
+def test_a_timeout_at_a_gateway_that_does_not_deduplicate_waits_for_a_person(paid, app, monkeypatch, receiver,
+                                                                             run_jobs):
+    payment = paid()
+    refund = refunds.request_refund(payment, 1000, source="test")
+    monkeypatch.setattr(TestCardGateway, "refund_idempotent", False)
+    monkeypatch.setattr(TestCardGateway, "timeout_seconds", 0.5)
+    monkeypatch.setitem(app.config, "GATEWAY_BASE_URLS", {"testcard": receiver.url})
+    receiver.responses = [-3]  # answers after our timeout: the refund may or may not have been made
+    run_jobs()
+    refund = reload(refund)
+    assert (refund.status, refund.attempts, refund.next_attempt_at) == ("pending", 1, None)
+    assert refund.needs_attention and refund_jobs() == [] and len(receiver.requests) == 1
+    note = refund_notes(refund)[-1]
+    assert "attempt 1: Card (test acquirer) did not answer in time. Needs attention: the outcome is unknown" in note
+    assert "does not de-duplicate refund requests" in note and "check this refund at Card (test acquirer)" in note
+    assert refunds.sweep_due_refunds() == 0
+    assert refunds.process_refund(refund.id) == "pending"  # a stray job does not send it again
+    assert len(receiver.requests) == 1 and reload(refund).attempts == 1
+    assert reload(payment).amount_refunded == 1000  # still reserved
+
+
+def test_a_timeout_at_a_gateway_that_deduplicates_is_retried(paid, app, monkeypatch, receiver, run_jobs):
+    payment = paid()
+    refund = refunds.request_refund(payment, 1000, source="test")
+    monkeypatch.setattr(TestCardGateway, "timeout_seconds", 0.5)
+    monkeypatch.setitem(app.config, "GATEWAY_BASE_URLS", {"testcard": receiver.url})
+    receiver.responses = [-3]
+    run_jobs()
+    refund = reload(refund)
+    assert refund.status == "pending" and refund.next_attempt_at is not None and refund_jobs() == [(refund.id,)]
+    monkeypatch.setitem(app.config, "GATEWAY_BASE_URLS", {})
+    come_due(refund)
+    run_jobs(advance=61)  # the same Idempotency-Key: the acquirer makes the refund once
+    assert reload(refund).status == "succeeded" and reload(payment).amount_refunded == 1000
+
+
+def test_after_the_last_attempt_the_refund_waits_for_a_person_and_can_be_retried(paid, app, monkeypatch, run_jobs):
+    monkeypatch.setitem(app.config, "REFUND_MAX_ATTEMPTS", 2)
+    payment = paid()
+    refund = refunds.request_refund(payment, 1000, source="test")
+    monkeypatch.setitem(app.config, "GATEWAY_BASE_URLS", {"testcard": "http://127.0.0.1:9"})
+    run_jobs()
+    come_due(refund)
+    run_jobs(advance=61)
+    refund = reload(refund)
+    assert (refund.status, refund.attempts, refund.next_attempt_at) == ("pending", 2, None)
+    assert refund.needs_attention and refund_jobs() == [] and refunds.sweep_due_refunds() == 0
+    assert "attempt 2: Card (test acquirer) could not be reached: ConnectionError. Needs attention: no more " \
+           "automatic attempts after 2" in refund_notes(refund)[-1]
+    assert refunds.process_refund(refund.id) == "pending" and reload(refund).attempts == 2
+
+    assert refunds.retry_now(refund, source="test")
+    assert not refunds.retry_now(refund, source="test")  # already queued
+    run_jobs()  # one more attempt, still unreachable: it waits again
+    refund = reload(refund)
+    assert (refund.attempts, refund.next_attempt_at) == (3, None)
+    monkeypatch.setitem(app.config, "GATEWAY_BASE_URLS", {})
+    assert refunds.retry_now(refund, source="test")
+    run_jobs()
+    assert reload(refund).status == "succeeded" and refund.attempts == 4
+    assert not refunds.retry_now(refund, source="test") and not refunds.mark_failed(refund, source="test")
+    assert reload(payment).status == "partially_refunded"
+
+
+def test_mark_failed_releases_the_amount_only_for_a_refund_that_waits(paid, app, monkeypatch, run_jobs):
+    monkeypatch.setitem(app.config, "REFUND_MAX_ATTEMPTS", 1)
+    payment = paid()
+    refund = refunds.request_refund(payment, 1000, source="test")
+    assert not refunds.mark_failed(refund, source="test")  # due: a job will ask the gateway
+    monkeypatch.setitem(app.config, "GATEWAY_BASE_URLS", {"testcard": "http://127.0.0.1:9"})
+    run_jobs()
+    assert reload(refund).needs_attention
+    assert refunds.mark_failed(refund, source="test")
+    refund, payment = reload(refund), reload(payment)
+    assert (refund.status, refund.next_attempt_at) == ("failed", None)
+    assert "marked failed by a person: the gateway shows no such refund" in refund.failure_message
+    assert payment.amount_refunded == 0 and payment.status == "succeeded"
+    assert event_types(payment)[-1] == "refund.failed"
+    assert not refunds.mark_failed(refund, source="test") and not refunds.retry_now(refund, source="test")
+
+
+def test_which_gateways_deduplicate_refund_requests():
+    assert {code: g.refund_idempotent for code, g in REGISTRY.items()} == {
+        "testcard": True,  # Idempotency-Key
+        "stripe": True,  # Idempotency-Key
+        "midtrans": True,  # refund_key
+        "sslcommerz": True, "rocket": True,  # refund_trans_id
+        "vnpay": False, "khalti": False, "bkash": False, "nagad": False,
+    }

@@ -5,12 +5,12 @@ import pytest
 from sqlalchemy import func, select
 
 from app.extensions import db
-from app.models import ApiKey, Merchant, OutboxEvent, Payment
+from app.models import ApiKey, Merchant, OutboxEvent, Payment, Refund
 from app.services.outbox import emit
 from tests.helpers import reload
 from tests.web.dashboard.conftest import sign_in, token_of
 
-# (method, path); {payment}, {event}, {key}, {gateway} are filled with the owner's ids.
+# (method, path); {payment}, {event}, {key}, {gateway}, {refund} are filled with the owner's ids.
 ROUTES = [
     ("GET", "/dashboard/"),
     ("GET", "/dashboard/account"),
@@ -26,6 +26,8 @@ ROUTES = [
     ("POST", "/dashboard/payments/{payment}/reconcile"),
     ("POST", "/dashboard/payments/{payment}/resend-webhook"),
     ("GET", "/dashboard/refunds"),
+    ("POST", "/dashboard/refunds/{refund}/retry"),
+    ("POST", "/dashboard/refunds/{refund}/fail"),
     ("GET", "/dashboard/webhooks"),
     ("POST", "/dashboard/webhooks/url"),
     ("POST", "/dashboard/webhooks/secret"),
@@ -36,7 +38,7 @@ ROUTES = [
     ("POST", "/dashboard/settings/api-keys"),
     ("POST", "/dashboard/settings/api-keys/{key}/revoke"),
 ]
-OWNED = [r for r in ROUTES if "{payment}" in r[1] or "{event}" in r[1] or "{key}" in r[1]]
+OWNED = [r for r in ROUTES if any(k in r[1] for k in ("{payment}", "{event}", "{key}", "{refund}"))]
 POSTS = [r for r in ROUTES if r[0] == "POST"]
 
 
@@ -45,7 +47,13 @@ def _ids(merchant, factories):
     event = emit("payment.pending", merchant.id, {"id": payment.public_id}, payment_id=payment.id)
     db.session.commit()
     key = db.session.scalar(select(ApiKey).where(ApiKey.merchant_id == merchant.id))
-    return {"payment": payment.public_id, "event": event.public_id, "key": key.public_id, "gateway": "testcard"}
+    # A refund that waits for a person (both refund actions apply to it).
+    refund = Refund(payment_id=payment.id, merchant_id=merchant.id, amount=100, currency=payment.currency,
+                    status="pending", gateway="testcard", attempts=5, next_attempt_at=None)
+    db.session.add(refund)
+    db.session.commit()
+    return {"payment": payment.public_id, "event": event.public_id, "key": key.public_id, "gateway": "testcard",
+            "refund": refund.public_id}
 
 
 def _snapshot(merchant_id):
@@ -59,7 +67,9 @@ def _snapshot(merchant_id):
     events = db.session.scalar(select(func.count()).select_from(OutboxEvent)
                                .where(OutboxEvent.merchant_id == merchant_id))
     accounts = [(a.gateway, a.enabled, a.mode, a.credentials_enc) for a in m.gateway_accounts]
-    return (m.password_hash, m.webhook_url, m.webhook_secret_enc, payments, keys, events, accounts)
+    refunds = db.session.execute(select(Refund.public_id, Refund.status, Refund.next_attempt_at, Refund.attempts)
+                                 .where(Refund.merchant_id == merchant_id).order_by(Refund.id)).all()
+    return (m.password_hash, m.webhook_url, m.webhook_secret_enc, payments, keys, events, accounts, refunds)
 
 
 @pytest.mark.parametrize("method,path", ROUTES)
