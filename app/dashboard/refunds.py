@@ -1,5 +1,5 @@
 """The refunds list (newest first, with status and the gateway's refund reference, filterable to the refunds
-that need attention) and the two actions on a refund that waits for a person: retry now, mark as failed."""
+that need attention) and the actions on a refund that waits for a person: retry now, mark as failed, mark as refunded."""
 
 from flask import flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
@@ -61,8 +61,18 @@ def retry_refund(public_id):
 @bp.post("/refunds/<public_id>/fail")
 @login_required
 def fail_refund(public_id):
-    """Two steps: the button shows a confirmation page; its button marks the refund failed."""
-    from app.services.refunds import mark_failed
+    return _settle_by_person(public_id, "failed")
+
+
+@bp.post("/refunds/<public_id>/succeed")
+@login_required
+def succeed_refund(public_id):
+    return _settle_by_person(public_id, "succeeded")
+
+
+def _settle_by_person(public_id, status):
+    """Two steps: the button shows a confirmation page; its button settles the refund as `status`."""
+    from app.services.refunds import mark_failed, mark_succeeded
 
     refund = owned_or_404(Refund, public_id)
     ActionForm().validate_on_submit()
@@ -71,13 +81,16 @@ def fail_refund(public_id):
         return _back(refund)
     if request.form.get("confirmed") != "yes":
         gateway = get_gateway(refund.gateway) if refund.gateway else None
-        return render_template("dashboard/refunds/fail_confirm.html", refund=refund, form=ActionForm(),
-                               gateway_name=gateway.name if gateway else "the gateway")
-    if mark_failed(refund, source=f"dashboard, {current_user.email}"):
+        return render_template("dashboard/refunds/settle_confirm.html", refund=refund, form=ActionForm(),
+                               status=status, gateway_name=gateway.name if gateway else "the gateway")
+    mark = mark_failed if status == "failed" else mark_succeeded
+    if not mark(refund, source=f"dashboard, {current_user.email}"):
+        flash(f"Refund {refund.public_id} is not waiting for a person (it is {_state(refund)}).", "error")
+    elif status == "failed":
         flash(f"Refund {refund.public_id} marked as failed: "
               f"{money.format_money(refund.amount, refund.currency)} is refundable again.", "success")
     else:
-        flash(f"Refund {refund.public_id} is not waiting for a person (it is {_state(refund)}).", "error")
+        flash(f"Refund {refund.public_id} marked as made by the gateway.", "success")
     return _back(refund)
 
 

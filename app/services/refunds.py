@@ -257,15 +257,30 @@ def retry_now(refund, *, source):
     return True
 
 
+#: What a person saw at the gateway before settling a refund that waits for them.
+SEEN_AT_GATEWAY = {"failed": "the gateway shows no such refund", "succeeded": "the gateway shows the refund made"}
+
+
 def mark_failed(refund, *, source):
     """Settle a refund that waits for a person as failed, for when the gateway shows no such refund: the
     reserved amount is released and refund.failed emitted. Return whether it did. Commits."""
+    return _settle_by_person(refund, "failed", source)
+
+
+def mark_succeeded(refund, *, source):
+    """Settle a refund that waits for a person as succeeded, for when the gateway shows it made the refund:
+    the payment moves to partially_refunded or refunded and refund.succeeded is emitted. Return whether it
+    did. Commits."""
+    return _settle_by_person(refund, "succeeded", source)
+
+
+def _settle_by_person(refund, status, source):
     db.session.refresh(refund)
     if not refund.needs_attention:
         db.session.rollback()
         return False
-    return _settle(refund, "failed", waiting_only=True,
-                   message=f"marked failed by a person: the gateway shows no such refund [{source}]") == "failed"
+    message = f"marked {status} by a person: {SEEN_AT_GATEWAY[status]} [{source}]"
+    return _settle(refund, status, waiting_only=True, message=message) == status
 
 
 def _settle(refund, status, *, message=None, raw=None, waiting_only=False):
@@ -297,7 +312,8 @@ def _settle(refund, status, *, message=None, raw=None, waiting_only=False):
         succeeded = db.session.scalar(select(func.coalesce(func.sum(Refund.amount), 0)).where(
             Refund.payment_id == payment.id, Refund.status == "succeeded"))
         target = Status.REFUNDED if succeeded >= payment.amount else Status.PARTIALLY_REFUNDED
-        transition(payment, target, reason=f"Refund {refund.public_id} of {refund.amount} succeeded",
+        transition(payment, target, reason=f"Refund {refund.public_id} of {refund.amount} succeeded"
+                                           + (f": {message}" if message else ""),
                    source="refund", data=raw, gateway=refund.gateway)
     db.session.refresh(refund)
     db.session.refresh(payment)

@@ -28,6 +28,7 @@ ROUTES = [
     ("GET", "/dashboard/refunds"),
     ("POST", "/dashboard/refunds/{refund}/retry"),
     ("POST", "/dashboard/refunds/{refund}/fail"),
+    ("POST", "/dashboard/refunds/{refund}/succeed"),
     ("GET", "/dashboard/webhooks"),
     ("POST", "/dashboard/webhooks/url"),
     ("POST", "/dashboard/webhooks/secret"),

@@ -1,5 +1,5 @@
-"""Refunds that wait for a person: the "Needs attention" marker and filter, "Retry now" and "Mark as failed"
-(with confirmation), through the dashboard with CSRF on."""
+"""Refunds that wait for a person: the "Needs attention" marker and filter, "Retry now", "Mark as made"
+and "Mark as failed" (both with confirmation), through the dashboard with CSRF on."""
 
 import pytest
 from sqlalchemy import select
@@ -86,12 +86,33 @@ def test_mark_as_failed_asks_for_confirmation_then_releases_the_amount(signed_in
     assert "is not waiting for a person (it is failed)" in r.text and reload(refund).status == "failed"
 
 
+def test_mark_as_made_asks_for_confirmation_then_refunds_the_payment(signed_in, waiting):
+    payment, refund = waiting
+    url = f"/dashboard/refunds/{refund.public_id}/succeed"
+    token = csrf_token(signed_in.get(f"/dashboard/payments/{payment.public_id}").text)
+    assert f'action="{url}"' in signed_in.get(f"/dashboard/payments/{payment.public_id}").text
+    r = signed_in.post(url, data={"csrf_token": token})
+    assert r.status_code == 200 and "Mark the refund of $15.00 as made?" in r.text
+    assert "Do this only when Card (test acquirer) shows this refund of $15.00 as made." in r.text
+    assert reload(refund).status == "pending"  # only asked
+    r = signed_in.post(url, data={"csrf_token": token, "confirmed": "yes"}, follow_redirects=True)
+    assert f"Refund {refund.public_id} marked as made by the gateway." in r.text
+    assert "the gateway shows the refund made [dashboard," in r.text  # on the timeline, with who did it
+    refund, payment = reload(refund), reload(payment)
+    assert refund.status == "succeeded" and refund.next_attempt_at is None
+    assert payment.status == "partially_refunded" and payment.amount_refunded == 1500
+    types = [e.type for e in db.session.scalars(select(OutboxEvent).where(OutboxEvent.payment_id == payment.id))]
+    assert types[-2:] == ["payment.partially_refunded", "refund.succeeded"]
+    r = signed_in.post(url, data={"csrf_token": token, "confirmed": "yes"}, follow_redirects=True)
+    assert "is not waiting for a person (it is succeeded)" in r.text
+
+
 def test_a_refund_with_a_gateway_call_planned_cannot_be_marked_failed(signed_in, merchant, factories, http):
     payment = factories.payment(merchant, currency="USD", amount=5000)
     pay(http, payment)
     refund = refunds.request_refund(payment, 1000, source="test")  # its job is queued, not run
     token = csrf_token(signed_in.get(f"/dashboard/payments/{payment.public_id}").text)
-    for action in ("fail", "retry"):
+    for action in ("fail", "succeed", "retry"):
         r = signed_in.post(f"/dashboard/refunds/{refund.public_id}/{action}",
                            data={"csrf_token": token, "confirmed": "yes"}, follow_redirects=True)
         assert "is not waiting for a person (it is pending, with a gateway call planned)" in r.text
