@@ -26,7 +26,7 @@ covers refunds accepted while Redis was down and workers that died mid-call (the
 A refund waits for a person (pending, `next_attempt_at` NULL, `needs_attention`) after REFUND_MAX_ATTEMPTS
 attempts, and after a call with an unknown outcome (a timeout, or an unexpected error) at a gateway whose
 refund API does not de-duplicate on our refund id (`Gateway.refund_idempotent`): sending it again could
-refund twice. The person checks at the gateway, then retries it now or marks it failed (dashboard).
+refund twice. The person checks at the gateway, then retries it now, or marks it made or failed (dashboard).
 """
 
 import logging
@@ -161,7 +161,7 @@ def process_refund(refund_id):
             return _release(refund_id, lease_until, attempts, message, wait=(
                 f"the outcome is unknown and {gateway.name} does not de-duplicate refund requests, so it is not "
                 f"sent again automatically. It waits for a person: check this refund at {gateway.name}, then "
-                "retry it or mark it failed on the dashboard"))
+                "retry it, or mark it made or failed, on the dashboard"))
         return _retry_later(refund_id, lease_until, attempts, message)
     if result.status == "pending":  # the gateway settles later: ask again (same idempotency key)
         return _retry_later(refund_id, lease_until, attempts, "the gateway reports the refund as pending",
@@ -180,7 +180,7 @@ def _retry_later(refund_id, lease_until, attempts, message, reference=None):
         log.warning("refund %s still pending after %s attempts", refund_id, attempts)
         return _release(refund_id, lease_until, attempts, message, reference=reference, wait=(
             f"no more automatic attempts after {attempts}. It waits for a person: check this refund at the "
-            "gateway, then retry it or mark it failed on the dashboard"))
+            "gateway, then retry it, or mark it made or failed, on the dashboard"))
     delay = 60 * 2 ** (attempts - 1)
     status = _release(refund_id, lease_until, attempts, message, reference=reference, delay=delay)
     if status == "pending":
