@@ -40,6 +40,8 @@ from rq import Queue
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
+from app.sandbox._common import JOB_OPTIONS, _resolve  # noqa: E402  (the simulators' notification jobs)
+
 
 @dataclass(frozen=True)
 class Entry:
@@ -185,7 +187,7 @@ def prepare(entry, n, app_url, api_key, queue):
         queue.empty()
         if jobs:
             job = jobs[-1]
-            kwargs = {k: v for k, v in job.kwargs.items() if k not in ("delays", "accept", "sign", "attempt")}
+            kwargs = {k: v for k, v in job.kwargs.items() if k not in JOB_OPTIONS}
             out.append({"method": job.args[0], "url": rehost(job.args[1], app_url), "sign": job.kwargs.get("sign"),
                         **kwargs})
         else:
@@ -200,10 +202,6 @@ def rehost(url, base):
     return urlunsplit(parts._replace(scheme=target.scheme, netloc=target.netloc))
 
 
-def _resolve(dotted):
-    from app.sandbox._common import _resolve as resolve
-
-    return resolve(dotted)
 
 
 def fire(requests_list, base, concurrency, accepted):

@@ -32,6 +32,10 @@ def _resolve(dotted):
     return getattr(importlib.import_module(module), name)
 
 
+#: The keyword arguments of a queued notification job that are the simulator's own, not the request's.
+JOB_OPTIONS = frozenset({"delays", "accept", "sign", "retries", "redirects", "attempt"})
+
+
 def send_later(method, url, *, delays, accept=None, sign=None, retries=None, redirects=None, **request_kwargs):
     """Enqueue a notification from the simulated gateway to us.
 

@@ -105,12 +105,13 @@ def take_notifications():
     """Remove the simulators' queued notifications (as if lost) and return them as
     [(method, url, request_kwargs)], so a test can deliver them itself, twice, or at once."""
     from app.extensions import get_queue
+    from app.sandbox._common import JOB_OPTIONS
 
     queue = get_queue("sandbox")
     jobs = queue.jobs
     queue.empty()
-    skip = {"delays", "accept", "sign", "retries", "redirects", "attempt"}
-    return [(job.args[0], job.args[1], {k: v for k, v in job.kwargs.items() if k not in skip}) for job in jobs]
+    return [(job.args[0], job.args[1], {k: v for k, v in job.kwargs.items() if k not in JOB_OPTIONS})
+            for job in jobs]
 
 
 def assert_offered_everywhere(app, http, code, currency):
