@@ -1,6 +1,6 @@
 """Refunds of a payment, full or partial."""
 
-from sqlalchemy import BigInteger, DateTime, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import BigInteger, Boolean, DateTime, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app import security
@@ -33,6 +33,9 @@ class Refund(db.Model):
     #: When the next gateway call is due; while a call is in flight, the end of its lease. NULL once settled,
     #: and for a pending refund that waits for a person (see `needs_attention`).
     next_attempt_at = mapped_column(DateTime, default=utcnow)
+    #: True from a run's claim until the outcome of its gateway call is recorded. Found True once the lease
+    #: has run out, it means the worker stopped during the call: the gateway may have made the refund.
+    in_call: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at = mapped_column(DateTime, default=utcnow, nullable=False)
     updated_at = mapped_column(DateTime, default=utcnow, onupdate=utcnow, nullable=False)
 

@@ -15,7 +15,7 @@ becomes `succeeded` (the payment moves to partially_refunded or refunded through
 `next_attempt_at` says when the next gateway call is due. A job first claims the refund with a
 compare-and-set
 
-    UPDATE refunds SET attempts = attempts + 1, next_attempt_at = :now + REFUND_LEASE_SECONDS
+    UPDATE refunds SET attempts = attempts + 1, next_attempt_at = :now + REFUND_LEASE_SECONDS, in_call = true
     WHERE id = :id AND status = 'pending' AND next_attempt_at <= :now
 
 and only the run whose UPDATE hit the row calls the gateway, so a duplicate job, or a retry racing the sweep,
@@ -24,9 +24,9 @@ changes nothing. A gateway that could not be reached is asked again after 1, 2, 
 covers refunds accepted while Redis was down and workers that died mid-call (their lease runs out).
 
 A refund waits for a person (pending, `next_attempt_at` NULL, `needs_attention`) after REFUND_MAX_ATTEMPTS
-attempts, and after a call with an unknown outcome (a timeout, or an unexpected error) at a gateway whose
-refund API does not de-duplicate on our refund id (`Gateway.refund_idempotent`): sending it again could
-refund twice. The person checks at the gateway, then retries it now, or marks it made or failed (dashboard).
+attempts, and after a call with an unknown outcome (a timeout, an unexpected error, or a worker that died
+during the call: its lease ran out with `in_call` still set) at a gateway whose refund API does not
+de-duplicate on our refund id (`Gateway.refund_idempotent`): sending it again could refund twice. The person checks at the gateway, then retries it now, or marks it made or failed (dashboard).
 """
 
 import logging
@@ -125,9 +125,30 @@ def _claim(refund_id, now, lease_until):
     return db.session.execute(
         update(Refund)
         .where(Refund.id == refund_id, Refund.status == "pending", Refund.next_attempt_at <= now)
-        .values(attempts=Refund.attempts + 1, next_attempt_at=lease_until)
+        .values(attempts=Refund.attempts + 1, next_attempt_at=lease_until, in_call=True)
         .execution_options(synchronize_session=False)
     ).rowcount == 1
+
+
+def _stopped_mid_call(refund_id, now):
+    """A run that claimed the refund died during its gateway call (its lease ran out with the call still
+    marked): at a gateway that does not de-duplicate, sending again could refund twice, so the refund is
+    left to a person and "pending" returned. None when that is not the case (the caller claims as usual)."""
+    row = db.session.execute(select(Refund.in_call, Refund.next_attempt_at, Refund.attempts, Refund.gateway)
+                             .where(Refund.id == refund_id, Refund.status == "pending")).first()
+    if not row or not row.in_call or row.next_attempt_at is None or row.next_attempt_at > now:
+        return None
+    gateway = get_gateway(row.gateway) if row.gateway else None
+    if gateway is None or gateway.refund_idempotent:
+        return None
+    return _release(refund_id, row.next_attempt_at, row.attempts, "the worker stopped during the gateway call",
+                    wait=_unknown_outcome(gateway))
+
+
+def _unknown_outcome(gateway):
+    return (f"the outcome is unknown and {gateway.name} does not de-duplicate refund requests, so it is not sent "
+            f"again automatically. It waits for a person: check this refund at {gateway.name}, then retry it, or "
+            "mark it made or failed, on the dashboard")
 
 
 def process_refund(refund_id):
@@ -135,6 +156,9 @@ def process_refund(refund_id):
     return the refund's status (None for an unknown id). Commits."""
     now = utcnow()
     lease_until = now + timedelta(seconds=current_app.config["REFUND_LEASE_SECONDS"])
+    stopped = _stopped_mid_call(refund_id, now)
+    if stopped:
+        return stopped
     if not _claim(refund_id, now, lease_until):  # settled, held by another run, not due, or waiting for a person
         db.session.rollback()
         status = db.session.scalar(select(Refund.status).where(Refund.id == refund_id))
@@ -158,10 +182,7 @@ def process_refund(refund_id):
             log.exception("refund %s: the %s adapter failed", key, gateway.code)
             message, unknown = f"the {gateway.name} adapter failed ({type(exc).__name__})", True
         if unknown and not gateway.refund_idempotent:
-            return _release(refund_id, lease_until, attempts, message, wait=(
-                f"the outcome is unknown and {gateway.name} does not de-duplicate refund requests, so it is not "
-                f"sent again automatically. It waits for a person: check this refund at {gateway.name}, then "
-                "retry it, or mark it made or failed, on the dashboard"))
+            return _release(refund_id, lease_until, attempts, message, wait=_unknown_outcome(gateway))
         return _retry_later(refund_id, lease_until, attempts, message)
     if result.status == "pending":  # the gateway settles later: ask again (same idempotency key)
         return _retry_later(refund_id, lease_until, attempts, "the gateway reports the refund as pending",
@@ -197,7 +218,7 @@ def _release(refund_id, lease_until, attempts, message, *, reference=None, delay
     """Record a gateway call that did not settle the refund and end its lease: the next call is due in
     `delay` seconds, or (`wait`, the reason) none is planned and a person decides. Only the holder of the
     lease writes (one that ran out may have been taken over). Commits."""
-    values = {"failure_message": message[:500],
+    values = {"failure_message": message[:500], "in_call": False,
               "next_attempt_at": utcnow() + timedelta(seconds=delay) if delay else None}
     if reference:
         values["gateway_reference"] = reference
@@ -292,7 +313,7 @@ def _settle(refund, status, *, message=None, raw=None, waiting_only=False):
     moved = db.session.execute(
         update(Refund).where(*where)
         .values(status=status, failure_message=(message or None) if status == "failed" else None,
-                next_attempt_at=None)
+                next_attempt_at=None, in_call=False)
         .execution_options(synchronize_session=False)
     ).rowcount
     if moved != 1:  # settled by someone else meanwhile

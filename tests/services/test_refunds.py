@@ -209,6 +209,40 @@ def test_a_timeout_at_a_gateway_that_deduplicates_is_retried(paid, app, monkeypa
     assert reload(refund).status == "succeeded" and reload(payment).amount_refunded == 1000
 
 
+def _worker_died_mid_call(refund):
+    """As if a run claimed the refund, sent the request, and its worker was killed before recording the answer;
+    then its lease ran out."""
+    db.session.rollback()
+    assert refunds._claim(refund.id, utcnow(), utcnow())
+    db.session.execute(update(Refund).where(Refund.id == refund.id).values(next_attempt_at=utcnow()))
+    db.session.commit()
+
+
+@pytest.mark.parametrize("idempotent", [False, True])
+def test_a_worker_that_died_during_the_call(paid, monkeypatch, idempotent):
+    """At a gateway that does not de-duplicate, the refund may have been made: a person decides. At one that
+    does, sending it again with the same key is safe and settles it."""
+    payment = paid()
+    refund = refunds.request_refund(payment, 1000, source="test")
+    monkeypatch.setattr(TestCardGateway, "refund_idempotent", idempotent)
+    calls, real_refund = [], TestCardGateway.refund
+    monkeypatch.setattr(TestCardGateway, "refund", lambda self, *a: calls.append(a[2]) or real_refund(self, *a))
+    _worker_died_mid_call(refund)
+    assert reload(refund).in_call and refunds.sweep_due_refunds() == 1  # the sweep finds the lapsed lease
+
+    status = refunds.process_refund(refund.id)
+    refund = reload(refund)
+    if idempotent:  # sent again under the same refund id (the acquirer's Idempotency-Key)
+        assert status == "succeeded" and calls == [refund.public_id] and not refund.in_call
+        return
+    assert status == "pending" and calls == []
+    assert refund.needs_attention and not refund.in_call and refund.attempts == 1
+    note = refund_notes(refund)[-1]
+    assert "attempt 1: the worker stopped during the gateway call. Needs attention: the outcome is unknown" in note
+    assert refunds.process_refund(refund.id) == "pending" and calls == []  # a stray job sends nothing either
+    assert reload(payment).amount_refunded == 1000  # still reserved until a person decides
+
+
 def test_after_the_last_attempt_the_refund_waits_for_a_person_and_can_be_retried(paid, app, monkeypatch, run_jobs):
     monkeypatch.setitem(app.config, "REFUND_MAX_ATTEMPTS", 2)
     payment = paid()
