@@ -25,28 +25,33 @@ def _delivery_timeout(app):
     return 2 * app.config["WEBHOOK_TIMEOUT_SECONDS"] + 30
 
 
+def _enqueue(queue, func, arg, *, timeout, delay=None, **options):
+    """One job `func(arg)`, now or after `delay` seconds."""
+    options.update(job_timeout=timeout, result_ttl=_RESULT_TTL)
+    if delay:
+        # RQ schedules to the whole second: never run before the row's next_attempt_at.
+        return queue.enqueue_in(timedelta(seconds=delay + 1), func, args=(arg,), **options)
+    return queue.enqueue(func, args=(arg,), **options)
+
+
+def _enqueue_many(queue, func, args, *, timeout):
+    """A job `func(arg)` for every arg, in one Redis round trip."""
+    jobs = [Queue.prepare_data(func, (arg,), timeout=timeout, result_ttl=_RESULT_TTL) for arg in args]
+    with queue.connection.pipeline() as pipe:
+        queue.enqueue_many(jobs, pipeline=pipe)
+        pipe.execute()
+
+
 def enqueue_delivery(app, event_id, delay=None, lane="fast"):
     """One delivery attempt of an outbox event, now or after `delay` seconds, in the fast or slow lane."""
-    queue = get_queue(LANES[lane], app)
-    kwargs = {"job_timeout": _delivery_timeout(app), "result_ttl": _RESULT_TTL}
-    if lane != "fast":
-        kwargs["kwargs"] = {"lane": lane}
-    if delay:
-        # RQ schedules to the whole second: never run before the event's next_attempt_at.
-        return queue.enqueue_in(timedelta(seconds=delay + 1), "app.jobs.webhooks.deliver", args=(event_id,),
-                                **kwargs)
-    return queue.enqueue("app.jobs.webhooks.deliver", args=(event_id,), **kwargs)
+    options = {"kwargs": {"lane": lane}} if lane != "fast" else {}
+    return _enqueue(get_queue(LANES[lane], app), "app.jobs.webhooks.deliver", event_id,
+                    timeout=_delivery_timeout(app), delay=delay, **options)
 
 
 def enqueue_deliveries(app, event_ids):
     """Delivery jobs for many events in one Redis round trip."""
-    queue = get_queue("webhooks", app)
-    timeout = _delivery_timeout(app)
-    jobs = [Queue.prepare_data("app.jobs.webhooks.deliver", (event_id,), timeout=timeout, result_ttl=_RESULT_TTL)
-            for event_id in event_ids]
-    with queue.connection.pipeline() as pipe:
-        queue.enqueue_many(jobs, pipeline=pipe)
-        pipe.execute()
+    _enqueue_many(get_queue("webhooks", app), "app.jobs.webhooks.deliver", event_ids, timeout=_delivery_timeout(app))
 
 
 def _refund_timeout(app):
@@ -56,24 +61,13 @@ def _refund_timeout(app):
 
 def enqueue_refund(app, refund_id, delay=None):
     """One run of a refund's gateway call, now or after `delay` seconds."""
-    queue = get_queue("default", app)
-    kwargs = {"job_timeout": _refund_timeout(app), "result_ttl": _RESULT_TTL}
-    if delay:
-        # RQ schedules to the whole second: never run before the refund's next_attempt_at.
-        return queue.enqueue_in(timedelta(seconds=delay + 1), "app.jobs.refunds.process", args=(refund_id,),
-                                **kwargs)
-    return queue.enqueue("app.jobs.refunds.process", args=(refund_id,), **kwargs)
+    return _enqueue(get_queue("default", app), "app.jobs.refunds.process", refund_id,
+                    timeout=_refund_timeout(app), delay=delay)
 
 
 def enqueue_refunds(app, refund_ids):
     """Refund jobs for many refunds in one Redis round trip."""
-    queue = get_queue("default", app)
-    timeout = _refund_timeout(app)
-    jobs = [Queue.prepare_data("app.jobs.refunds.process", (refund_id,), timeout=timeout, result_ttl=_RESULT_TTL)
-            for refund_id in refund_ids]
-    with queue.connection.pipeline() as pipe:
-        queue.enqueue_many(jobs, pipeline=pipe)
-        pipe.execute()
+    _enqueue_many(get_queue("default", app), "app.jobs.refunds.process", refund_ids, timeout=_refund_timeout(app))
 
 
 def after_commit(app, event_ids, payments, refund_ids=()):
