@@ -318,3 +318,66 @@ def test_a_slow_endpoint_is_moved_to_the_slow_lane_and_does_not_hold_up_others(a
     run_jobs()  # the slow lane when nothing else waits
     assert [r["path"] for r in receiver.requests][2:] == ["/hooks?slow"]
     assert not webhooks.endpoint_is_slow(slow.id)  # a quick success clears the flag
+
+
+@pytest.fixture
+def tls_receiver(tmp_path):
+    """An HTTPS loopback receiver whose self-signed certificate names shop.test: (port, CA bundle path)."""
+    import datetime
+    import ssl
+    import threading
+    from http.server import BaseHTTPRequestHandler, HTTPServer
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "shop.test")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(days=1))
+            .not_valid_after(now + datetime.timedelta(days=1))
+            .add_extension(x509.SubjectAlternativeName([x509.DNSName("shop.test")]), critical=False)
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .sign(key, hashes.SHA256()))
+    cert_path, key_path = tmp_path / "cert.pem", tmp_path / "key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self):
+            self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            self.send_response(200)
+            self.end_headers()
+            self.wfile.write(f"host={self.headers['Host']}".encode())
+
+        def log_message(self, *args):
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), Handler)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert_path, key_path)
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield server.server_port, str(cert_path)
+    server.shutdown()
+    server.server_close()
+
+
+def test_https_delivery_to_the_pinned_address_verifies_the_certificate_for_the_url_host(app, tls_receiver,
+                                                                                        monkeypatch):
+    import certifi
+    import urllib3
+
+    port, bundle = tls_receiver
+    monkeypatch.setattr(certifi, "where", lambda: bundle)  # trust the receiver's own certificate
+    real_getaddrinfo = socket.getaddrinfo
+    monkeypatch.setattr(socket, "getaddrinfo", lambda host, *a, **k: real_getaddrinfo(
+        "127.0.0.1" if host in ("shop.test", "other.test") else host, *a, **k))
+    status, body = webhooks.post_pinned(f"https://shop.test:{port}/hooks", b"{}", {}, 5)
+    assert (status, body) == (200, f"host=shop.test:{port}".encode())  # SNI and Host name the URL's host
+    with pytest.raises(urllib3.exceptions.SSLError, match="not valid for 'other.test'"):
+        webhooks.post_pinned(f"https://other.test:{port}/hooks", b"{}", {}, 5)
