@@ -169,7 +169,9 @@ class CallbackResult:
 
 @dataclass(frozen=True)
 class RefundResult:
-    status: str  # succeeded | pending | failed
+    #: succeeded | failed | pending (the gateway is making it: ask again) | unknown (the gateway answered
+    #: but cannot say whether it made it, like a timeout: sent again only where refund_idempotent)
+    status: str
     gateway_reference: str | None = None
     message: str | None = None
     raw: dict | None = None

@@ -306,5 +306,5 @@ class VNPayGateway(Gateway):
             return RefundResult("succeeded", gateway_reference=data.get("vnp_TransactionNo"), message=message,
                                 raw=data)
         if code in REFUND_UNKNOWN or code not in REFUND_CODES:
-            return RefundResult("pending", message=message, raw=data)
+            return RefundResult("unknown", message=message, raw=data)
         return RefundResult("failed", message=message, raw=data)

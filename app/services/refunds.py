@@ -24,9 +24,11 @@ changes nothing. A gateway that could not be reached is asked again after 1, 2, 
 covers refunds accepted while Redis was down and workers that died mid-call (their lease runs out).
 
 A refund waits for a person (pending, `next_attempt_at` NULL, `needs_attention`) after REFUND_MAX_ATTEMPTS
-attempts, and after a call with an unknown outcome (a timeout, an unexpected error, or a worker that died
-during the call: its lease ran out with `in_call` still set) at a gateway whose refund API does not
-de-duplicate on our refund id (`Gateway.refund_idempotent`): sending it again could refund twice. The person checks at the gateway, then retries it now, or marks it made or failed (dashboard).
+attempts, and after a call with an unknown outcome (a timeout, an answer that cannot say, like VNPay's 99, an
+unexpected error, or a worker that died during the call: its lease ran out with `in_call` still set) at a
+gateway whose refund API does not de-duplicate on our refund id (`Gateway.refund_idempotent`): sending it
+again could refund twice. The person checks at the gateway, then retries it now, or marks it made or failed
+(dashboard).
 """
 
 import logging
@@ -184,9 +186,12 @@ def process_refund(refund_id):
         if unknown and not gateway.refund_idempotent:
             return _release(refund_id, lease_until, attempts, message, wait=_unknown_outcome(gateway))
         return _retry_later(refund_id, lease_until, attempts, message)
-    if result.status == "pending":  # the gateway settles later: ask again (same idempotency key)
-        return _retry_later(refund_id, lease_until, attempts, "the gateway reports the refund as pending",
-                            reference=result.gateway_reference)
+    if result.status == "unknown" and not gateway.refund_idempotent:  # as after a timeout
+        return _release(refund_id, lease_until, attempts, result.message or "the gateway could not say",
+                        reference=result.gateway_reference, wait=_unknown_outcome(gateway))
+    if result.status in ("pending", "unknown"):  # the gateway settles later: ask again (same idempotency key)
+        return _retry_later(refund_id, lease_until, attempts, result.message if result.status == "unknown"
+                            else "the gateway reports the refund as pending", reference=result.gateway_reference)
     refund = db.session.get(Refund, refund_id)
     if result.gateway_reference:
         refund.gateway_reference = result.gateway_reference

@@ -26,6 +26,7 @@ from app.gateways.vnpay import (
 )
 from app.sandbox._common import load
 from app.sandbox.vnpay import SANDBOX_CREDENTIALS
+from app.services.gateways import update_gateway_account
 from tests.gateways.helpers import (
     ScriptedReceiver,
     adapter_for,
@@ -286,13 +287,20 @@ def test_refund_of_an_unpaid_order_is_91(http, factories):
     assert result.message == "VNPay refund 91: no such transaction to refund"
 
 
-def test_refund_answered_99_stays_pending(http, factories, run_jobs):
+def test_refund_answered_99_is_unknown_and_waits_for_a_person(http, factories, run_jobs):
+    """VNPay's 99 (and 98, 94) says nothing about whether the refund was made, and VNPay does not de-duplicate
+    refunds on our id: the refund service does not send it again by itself."""
     payment, _ = pay(http, factories)
     run_jobs()
     gateway, info, ctx = adapter_for(payment, VN)
     result = gateway.refund(info, 10_000, "rf_99", replace(ctx, credentials={**ctx.credentials, "tmn_code": "NOPE0000"}))
-    assert (result.status, result.raw["vnp_ResponseCode"]) == ("pending", "99")
+    assert (result.status, result.raw["vnp_ResponseCode"]) == ("unknown", "99")
     assert load("vnpay", "txn", payment.public_id)["amount_refunded"] == 0
+
+    update_gateway_account(payment.merchant, "vnpay", enabled=True, mode="sandbox", credentials={"tmn_code": "NOPE0000"})
+    refund = refund_through_service(payment, 10_000, run_jobs)
+    assert refund.status == "pending" and refund.needs_attention and refund.attempts == 1
+    assert "VNPay refund 99" in refund.failure_message and payment.amount_refunded == 10_000  # still reserved
 
 
 def test_full_refund_is_type_02(http, factories, run_jobs):
@@ -302,7 +310,7 @@ def test_full_refund_is_type_02(http, factories, run_jobs):
     result = gateway.refund(info, 20_000, "rf_full", ctx)
     assert result.status == "succeeded" and result.raw["vnp_TransactionType"] == "02"
     again = gateway.refund(info, 20_000, "rf_full", ctx)  # the same request id within 5 minutes: 94
-    assert (again.status, again.raw["vnp_ResponseCode"]) == ("pending", "94")  # our earlier attempt got there
+    assert (again.status, again.raw["vnp_ResponseCode"]) == ("unknown", "94")  # our earlier attempt got there
     assert load("vnpay", "txn", payment.public_id)["amount_refunded"] == 2_000_000  # refunded once
     [key] = get_redis().keys("sandbox:vnpay:request:*rffull")
     assert 0 < get_redis().ttl(key) <= 300  # VNPay's duplicate window is 5 minutes
