@@ -134,6 +134,7 @@ def transition_many(candidates, to, *, reason, source, changes=None):
     from app import security
     from app.models import OutboxEvent
     from app.serializers import payment_dict
+    from app.services.outbox import event_payload
 
     to = Status(to)
     allowed = [(pid, Status(s), v) for pid, s, v in candidates if can_transition(s, to)]
@@ -168,8 +169,7 @@ def transition_many(candidates, to, *, reason, source, changes=None):
             "public_id": event_id, "merchant_id": payment.merchant_id, "payment_id": payment.id,
             "type": f"payment.{to.value}", "delivery_status": "pending", "attempts": 0,
             "next_attempt_at": now, "created_at": now,
-            "payload": {"id": event_id, "object": "event", "type": f"payment.{to.value}", "created": created,
-                        "data": {"object": payment_dict(payment)}},
+            "payload": event_payload(event_id, f"payment.{to.value}", payment_dict(payment), created),
         })
     event_ids = db.session.execute(insert(OutboxEvent).returning(OutboxEvent.id), rows).scalars().all()
     db.session.info.setdefault("outbox_new", []).extend(event_ids)

@@ -11,6 +11,12 @@ from app.extensions import db
 from app.models import OutboxEvent
 
 
+def event_payload(public_id, event_type, obj, created=None):
+    """The body a merchant receives: `{id, object: "event", type, created, data: {object}}`."""
+    created = int(time.time()) if created is None else created
+    return {"id": public_id, "object": "event", "type": event_type, "created": created, "data": {"object": obj}}
+
+
 def emit(event_type, merchant_id, obj, *, payment_id=None):
     """Add an OutboxEvent `{id, object: "event", type, created, data: {object}}` to the session.
 
@@ -20,8 +26,7 @@ def emit(event_type, merchant_id, obj, *, payment_id=None):
     public_id = security.public_id("evt")
     event = OutboxEvent(
         public_id=public_id, merchant_id=merchant_id, payment_id=payment_id, type=event_type,
-        payload={"id": public_id, "object": "event", "type": event_type, "created": int(time.time()),
-                 "data": {"object": obj}},
+        payload=event_payload(public_id, event_type, obj),
     )
     db.session.add(event)
     db.session.info.setdefault("outbox_added", []).append(event)  # its id, once flushed, goes to the relay
