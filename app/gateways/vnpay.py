@@ -81,8 +81,8 @@ REFUND_CODES = {
     "98": "timeout",
     "99": "other error",
 }
-#: Refund answers that leave it unknown whether VNPay refunded: asked again later, never taken as a refusal.
-#: 94 is one: our request id is our refund's own, so a duplicate means an earlier attempt of this very refund
+#: Refund answers that leave it unknown whether VNPay refunded: never taken as a refusal, and (VNPay does not
+#: de-duplicate refunds) left to a person by the refund service. 94 is one: our request id is our refund's own, so a duplicate means an earlier attempt of this very refund
 #: reached VNPay, whose answer we did not get.
 REFUND_UNKNOWN = {"94", "98", "99"}
 

@@ -162,10 +162,7 @@ def process_refund(refund_id):
     if stopped:
         return stopped
     if not _claim(refund_id, now, lease_until):  # settled, held by another run, not due, or waiting for a person
-        db.session.rollback()
-        status = db.session.scalar(select(Refund.status).where(Refund.id == refund_id))
-        db.session.rollback()
-        return status
+        return _status_now(refund_id)
     refund = db.session.get(Refund, refund_id, populate_existing=True)
     payment = refund.payment
     account = payment.merchant.gateway_account(refund.gateway) if refund.gateway else None
@@ -183,20 +180,35 @@ def process_refund(refund_id):
         else:  # it may have come after the gateway made the refund
             log.exception("refund %s: the %s adapter failed", key, gateway.code)
             message, unknown = f"the {gateway.name} adapter failed ({type(exc).__name__})", True
-        if unknown and not gateway.refund_idempotent:
-            return _release(refund_id, lease_until, attempts, message, wait=_unknown_outcome(gateway))
-        return _retry_later(refund_id, lease_until, attempts, message)
-    if result.status == "unknown" and not gateway.refund_idempotent:  # as after a timeout
-        return _release(refund_id, lease_until, attempts, result.message or "the gateway could not say",
-                        reference=result.gateway_reference, wait=_unknown_outcome(gateway))
-    if result.status in ("pending", "unknown"):  # the gateway settles later: ask again (same idempotency key)
-        return _retry_later(refund_id, lease_until, attempts, result.message if result.status == "unknown"
-                            else "the gateway reports the refund as pending", reference=result.gateway_reference)
+        return _not_settled(gateway, refund_id, lease_until, attempts, message, unknown=unknown)
+    if result.status == "pending":  # the gateway settles later: ask again (same idempotency key)
+        return _not_settled(gateway, refund_id, lease_until, attempts, "the gateway reports the refund as pending",
+                            reference=result.gateway_reference)
+    if result.status == "unknown":  # as after a timeout
+        return _not_settled(gateway, refund_id, lease_until, attempts, result.message or "the gateway could not say",
+                            reference=result.gateway_reference, unknown=True)
     refund = db.session.get(Refund, refund_id)
     if result.gateway_reference:
         refund.gateway_reference = result.gateway_reference
     return _settle(refund, "succeeded" if result.status == "succeeded" else "failed",
                    message=result.message, raw=result.raw)
+
+
+def _not_settled(gateway, refund_id, lease_until, attempts, message, *, reference=None, unknown=False):
+    """After a call that did not settle the refund: a person decides when its outcome is unknown at a gateway
+    that does not de-duplicate refunds (sending it again could refund twice); otherwise it is asked again."""
+    if unknown and not gateway.refund_idempotent:
+        return _release(refund_id, lease_until, attempts, message, reference=reference,
+                        wait=_unknown_outcome(gateway))
+    return _retry_later(refund_id, lease_until, attempts, message, reference=reference)
+
+
+def _status_now(refund_id):
+    """The refund's status as committed (after rolling back whatever this run had open)."""
+    db.session.rollback()
+    status = db.session.scalar(select(Refund.status).where(Refund.id == refund_id))
+    db.session.rollback()
+    return status
 
 
 def _retry_later(refund_id, lease_until, attempts, message, reference=None):
@@ -233,10 +245,7 @@ def _release(refund_id, lease_until, attempts, message, *, reference=None, delay
         .values(**values).execution_options(synchronize_session=False)
     ).rowcount
     if moved != 1:
-        db.session.rollback()
-        status = db.session.scalar(select(Refund.status).where(Refund.id == refund_id))
-        db.session.rollback()
-        return status
+        return _status_now(refund_id)
     refund = db.session.get(Refund, refund_id, populate_existing=True)
     then = f"; next attempt in {delay // 60} min" if delay else f". Needs attention: {wait}."
     db.session.add(PaymentEvent(payment_id=refund.payment_id, kind="refund", gateway=refund.gateway,
