@@ -54,7 +54,7 @@ def retry_refund(public_id):
     if retry_now(refund, source=f"dashboard, {current_user.email}"):
         flash(f"Refund {refund.public_id}: the gateway is asked again now.", "success")
     else:
-        flash(f"Refund {refund.public_id} is not waiting for a person (it is {_state(refund)}).", "error")
+        _not_waiting(refund)
     return _back(refund)
 
 
@@ -77,7 +77,7 @@ def _settle_by_person(public_id, status):
     refund = owned_or_404(Refund, public_id)
     ActionForm().validate_on_submit()
     if not refund.needs_attention:
-        flash(f"Refund {refund.public_id} is not waiting for a person (it is {_state(refund)}).", "error")
+        _not_waiting(refund)
         return _back(refund)
     if request.form.get("confirmed") != "yes":
         gateway = get_gateway(refund.gateway) if refund.gateway else None
@@ -85,13 +85,17 @@ def _settle_by_person(public_id, status):
                                status=status, gateway_name=gateway.name if gateway else "the gateway")
     mark = mark_failed if status == "failed" else mark_succeeded
     if not mark(refund, source=f"dashboard, {current_user.email}"):
-        flash(f"Refund {refund.public_id} is not waiting for a person (it is {_state(refund)}).", "error")
+        _not_waiting(refund)
     elif status == "failed":
         flash(f"Refund {refund.public_id} marked as failed: "
               f"{money.format_money(refund.amount, refund.currency)} is refundable again.", "success")
     else:
         flash(f"Refund {refund.public_id} marked as made by the gateway.", "success")
     return _back(refund)
+
+
+def _not_waiting(refund):
+    flash(f"Refund {refund.public_id} is not waiting for a person (it is {_state(refund)}).", "error")
 
 
 def _state(refund):
