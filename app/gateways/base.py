@@ -51,6 +51,11 @@ class PaymentInfo:
     gateway_data: dict = field(default_factory=dict)
     amount_refunded: int = 0
     merchant_name: str = ""
+    #: Our id for this attempt, the order id the gateway knows us by and echoes back (`att_…`; for an attempt
+    #: made before attempts existed, the payment's own id).
+    order_id: str = ""
+    #: The shopper's language (en, vi, id, ne, bn), for gateways whose protocol has a field for it.
+    locale: str = "en"
 
 
 @dataclass(frozen=True)
@@ -126,12 +131,29 @@ class CallbackRequest:
 
 @dataclass(frozen=True)
 class Lookup:
-    """Which payment a callback is about: our public id, else our handle at the gateway, else the gateway's
-    transaction id."""
+    """Which attempt a callback is about: our order id (`PaymentInfo.order_id`), else our handle at the
+    gateway, else the gateway's transaction id."""
 
-    payment_id: str | None = None
+    order_id: str | None = None
     gateway_reference: str | None = None
     gateway_transaction_id: str | None = None
+
+
+class Reason(StrEnum):
+    """Why an attempt did not succeed, in words a shopper can act on; the checkout translates each one.
+
+    Adapters map their gateway's failure codes to these; the gateway's own text stays on the timeline.
+    """
+
+    DECLINED = "declined"
+    INSUFFICIENT_FUNDS = "insufficient_funds"
+    WRONG_CODE = "wrong_code"
+    CANCELLED = "cancelled"
+    TIMED_OUT = "timed_out"
+    LIMIT_EXCEEDED = "limit_exceeded"
+    BLOCKED = "blocked"
+    GATEWAY_UNAVAILABLE = "gateway_unavailable"
+    FAILED = "failed"
 
 
 class Outcome(StrEnum):
@@ -152,13 +174,16 @@ class CallbackResult:
     #: In our minor units and currency (the adapter undoes the gateway's scaling).
     amount: int | None = None
     currency: str | None = None
-    payment_id: str | None = None
+    #: Our order id as the gateway echoes it (checked against the attempt's).
+    order_id: str | None = None
     gateway_reference: str | None = None
     gateway_transaction_id: str | None = None
     #: False for what a browser brought back unverified: shown, never applied.
     trusted: bool = True
     needs_review: bool = False
     failure_code: str | None = None
+    #: For a failure: what the shopper is told (the checkout translates it); None lets the outcome decide.
+    reason: Reason | None = None
     message: str | None = None
     fee_amount: int | None = None
     card_summary: str | None = None

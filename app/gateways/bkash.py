@@ -188,12 +188,12 @@ class BkashGateway(Gateway):
         customer = payment.customer or {}
         data = self._call(ctx, "create", {
             "mode": "0011",
-            "payerReference": (customer.get("phone") or payment.reference or payment.id)[:255],
+            "payerReference": (customer.get("phone") or payment.reference or payment.order_id)[:255],
             "callbackURL": ctx.callback_url("return"),
             "amount": format_plain(payment.amount, payment.currency),
             "currency": payment.currency,
             "intent": "sale",
-            "merchantInvoiceNumber": payment.id,
+            "merchantInvoiceNumber": payment.order_id,
         })
         if not data.get("paymentID") or not data.get("bkashURL"):
             raise GatewayError("bKash create returned no paymentID/bkashURL", raw=data)
@@ -319,7 +319,7 @@ class BkashGateway(Gateway):
             outcome=outcome,
             amount=amount,
             currency=data.get("currency") or None,
-            payment_id=data.get("merchantInvoiceNumber") or None,
+            order_id=data.get("merchantInvoiceNumber") or None,
             gateway_reference=data.get("paymentID"),
             gateway_transaction_id=data.get("trxID") or None,
             failure_code=(data.get("statusCode") if data.get("statusCode") != SUCCESS else None) or (

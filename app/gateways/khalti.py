@@ -55,7 +55,7 @@ def result_from_lookup(data, payment_id=None):
         outcome=outcome,
         amount=amount if outcome in (Outcome.SUCCEEDED, Outcome.REFUNDED, Outcome.PARTIALLY_REFUNDED) else None,
         currency="NPR",
-        payment_id=payment_id,
+        order_id=payment_id,
         gateway_reference=data.get("pidx"),
         gateway_transaction_id=data.get("transaction_id") or None,
         fee_amount=fee if isinstance(fee, int) and not isinstance(fee, bool) and outcome == Outcome.SUCCEEDED else None,
@@ -92,7 +92,7 @@ class KhaltiGateway(Gateway):
             "return_url": ctx.callback_url("return"),
             "website_url": ctx.public_base_url,
             "amount": payment.amount,
-            "purchase_order_id": payment.id,
+            "purchase_order_id": payment.order_id,
             "purchase_order_name": (payment.description or payment.reference)[:100],
         }
         if customer:
@@ -112,7 +112,7 @@ class KhaltiGateway(Gateway):
             raise CallbackError(Ack.NOT_FOUND, f"unknown callback {kind}")
         if not req.args.get("purchase_order_id") and not req.args.get("pidx"):
             raise CallbackError(Ack.INVALID_REQUEST, "no purchase_order_id or pidx")
-        return Lookup(payment_id=req.args.get("purchase_order_id") or None, gateway_reference=req.args.get("pidx"))
+        return Lookup(order_id=req.args.get("purchase_order_id") or None, gateway_reference=req.args.get("pidx"))
 
     def verify_callback(self, kind, req, payment, ctx):
         # The query string is the shopper's word; only Khalti's lookup counts.
@@ -128,7 +128,7 @@ class KhaltiGateway(Gateway):
                           ok_statuses=(200, 400))
         if "status" not in data:  # a 400 without a status is an error, not an answer
             raise GatewayError(_error_text(data, 400), raw=data)
-        return result_from_lookup(data, payment.id)
+        return result_from_lookup(data, payment.order_id)
 
     def refund(self, payment, amount, refund_id, ctx):
         if not payment.gateway_transaction_id:

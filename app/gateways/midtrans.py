@@ -151,7 +151,7 @@ class MidtransGateway(Gateway):
 
     def start(self, payment, ctx):
         body = {
-            "transaction_details": {"order_id": payment.id, "gross_amount": payment.amount},
+            "transaction_details": {"order_id": payment.order_id, "gross_amount": payment.amount},
             "item_details": item_lines(payment),
             "customer_details": customer_details(payment.customer),
             "expiry": expiry(payment.expires_at),
@@ -161,7 +161,7 @@ class MidtransGateway(Gateway):
                           headers={"X-Override-Notification": ctx.callback_url("notification")})
         if not data.get("token") or not data.get("redirect_url"):
             raise GatewayError("Midtrans gave no Snap token", raw=data)
-        return StartResult(Redirect(data["redirect_url"]), gateway_reference=payment.id,
+        return StartResult(Redirect(data["redirect_url"]), gateway_reference=payment.order_id,
                            gateway_data={"token": data["token"]}, raw={"request": body, "response": data})
 
     def identify(self, kind, req):
@@ -169,21 +169,21 @@ class MidtransGateway(Gateway):
             body = req.json()
             if body is None or not body.get("order_id"):
                 raise CallbackError(Ack.INVALID_REQUEST, "not a Midtrans notification")
-            return Lookup(payment_id=str(body["order_id"]))
+            return Lookup(order_id=str(body["order_id"]))
         if kind == "finish":
-            return Lookup(payment_id=req.args.get("order_id"))
+            return Lookup(order_id=req.args.get("order_id"))
         raise CallbackError(Ack.NOT_FOUND, f"unknown callback {kind}")
 
     def verify_callback(self, kind, req, payment, ctx):
         if kind == "finish":  # unsigned browser parameters: shown, never applied
             outcome, review = outcome_of(req.args.get("transaction_status"), None)
-            return CallbackResult(outcome, payment_id=req.args.get("order_id"), trusted=False, raw=req.raw())
+            return CallbackResult(outcome, order_id=req.args.get("order_id"), trusted=False, raw=req.raw())
         body = req.json() or {}
         if not verify_notification(body, ctx.credentials.get("server_key")):
             raise CallbackError(Ack.INVALID_SIGNATURE, "signature_key does not match")
         if parse_amount(body.get("gross_amount")) != payment.amount:
             raise CallbackError(Ack.INVALID_AMOUNT, f"gross_amount {body.get('gross_amount')!r} is not ours")
-        status = self._call("GET", f"{self._core(ctx)}/v2/{payment.id}/status", ctx)
+        status = self._call("GET", f"{self._core(ctx)}/v2/{payment.order_id}/status", ctx)
         return self._result(status, raw={"notification": body, "status": status})
 
     def _result(self, data, raw=None):
@@ -194,7 +194,7 @@ class MidtransGateway(Gateway):
             outcome=outcome,
             amount=parse_amount(data.get("gross_amount")),
             currency=currency,
-            payment_id=data.get("order_id"),
+            order_id=data.get("order_id"),
             gateway_reference=data.get("order_id"),
             gateway_transaction_id=data.get("transaction_id"),
             needs_review=review,
@@ -207,7 +207,7 @@ class MidtransGateway(Gateway):
 
     def query(self, payment, ctx):
         try:
-            data = self._call("GET", f"{self._core(ctx)}/v2/{payment.id}/status", ctx)
+            data = self._call("GET", f"{self._core(ctx)}/v2/{payment.order_id}/status", ctx)
         except GatewayError as exc:
             if exc.code == "404":  # no payment attempt yet on the Snap page
                 return CallbackResult(Outcome.NONE, message=str(exc), raw=exc.raw)
@@ -215,11 +215,11 @@ class MidtransGateway(Gateway):
         return self._result(data)
 
     def cancel(self, payment, ctx):
-        return self._call("POST", f"{self._core(ctx)}/v2/{payment.id}/cancel", ctx)
+        return self._call("POST", f"{self._core(ctx)}/v2/{payment.order_id}/cancel", ctx)
 
     def refund(self, payment, amount, refund_id, ctx):
         try:
-            data = self._call("POST", f"{self._core(ctx)}/v2/{payment.id}/refund", ctx,
+            data = self._call("POST", f"{self._core(ctx)}/v2/{payment.order_id}/refund", ctx,
                               json={"refund_key": refund_id, "amount": amount, "reason": "Refund from Paysmith"})
         except GatewayError as exc:
             if exc.raw is not None:

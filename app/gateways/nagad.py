@@ -190,7 +190,7 @@ class NagadGateway(Gateway):
 
     def start(self, payment, ctx):
         creds = ctx.credentials
-        merchant_id, order_id = creds.get("merchant_id", ""), payment.id
+        merchant_id, order_id = creds.get("merchant_id", ""), payment.order_id
         now = dhaka_now()
         sensitive, signature = self._seal({"merchantId": merchant_id, "datetime": now, "orderId": order_id,
                                            "challenge": secrets.token_hex(20)}, ctx)
@@ -239,7 +239,7 @@ class NagadGateway(Gateway):
         if not payment.gateway_reference:
             raise GatewayError("the payment has no Nagad paymentRefId")
         data = self._call("GET", ctx, f"verify/payment/{payment.gateway_reference}")
-        expected = {"merchantId": ctx.credentials.get("merchant_id"), "orderId": payment.id,
+        expected = {"merchantId": ctx.credentials.get("merchant_id"), "orderId": payment.order_id,
                     "paymentRefId": payment.gateway_reference}
         for field, value in expected.items():
             if data.get(field) != value:
@@ -253,7 +253,7 @@ class NagadGateway(Gateway):
         outcome = _STATUS.get(status, Outcome.NONE)
         failed = outcome in (Outcome.FAILED, Outcome.CANCELLED, Outcome.EXPIRED)
         return CallbackResult(
-            outcome=outcome, amount=amount, currency="BDT", payment_id=data.get("orderId"),
+            outcome=outcome, amount=amount, currency="BDT", order_id=data.get("orderId"),
             gateway_reference=data.get("paymentRefId"),
             gateway_transaction_id=data.get("issuerPaymentRefNo") or None,
             failure_code=(data.get("statusCode") or str(status).lower()) if failed else None,
@@ -275,7 +275,7 @@ class NagadGateway(Gateway):
         }, ctx)
         try:
             answer = self._call("POST", ctx, "purchase/cancel",
-                                params={"paymentRefId": payment.gateway_reference, "orderId": payment.id},
+                                params={"paymentRefId": payment.gateway_reference, "orderId": payment.order_id},
                                 json={"sensitiveDataCancelRequest": sensitive, "signature": signature})
         except GatewayError as exc:
             if exc.timeout or exc.raw is None:

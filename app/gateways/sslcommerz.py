@@ -149,7 +149,7 @@ class SSLCommerzGateway(Gateway):
         fields = {
             "total_amount": money.format_plain(payment.amount, payment.currency),
             "currency": payment.currency,
-            "tran_id": payment.id,
+            "tran_id": payment.order_id,
             "success_url": ctx.callback_url("success"),
             "fail_url": ctx.callback_url("fail"),
             "cancel_url": ctx.callback_url("cancel"),
@@ -189,7 +189,7 @@ class SSLCommerzGateway(Gateway):
         tran_id = req.form.get("tran_id")
         if not tran_id:
             raise CallbackError(Ack.INVALID_REQUEST, "no tran_id in the form")
-        return Lookup(payment_id=tran_id)
+        return Lookup(order_id=tran_id)
 
     def verify_callback(self, kind, req, payment, ctx):
         if kind in self.browser_kinds:
@@ -209,7 +209,7 @@ class SSLCommerzGateway(Gateway):
         data = self._get(ctx, VALIDATION_PATH, val_id=fields["val_id"])
         if data.get("status") not in ("VALID", "VALIDATED"):
             raise CallbackError(Ack.NOT_FOUND, f"the validation API says {data.get('status')}", raw=data)
-        if data.get("tran_id") != payment.id:
+        if data.get("tran_id") != payment.order_id:
             raise CallbackError(Ack.NOT_FOUND, "val_id belongs to another transaction", raw=data)
         if (data.get("amount"), data.get("currency")) != (fields["amount"], fields["currency"]):
             raise CallbackError(Ack.INVALID_AMOUNT, "the IPN's amount differs from the validated one", raw=data)
@@ -225,11 +225,11 @@ class SSLCommerzGateway(Gateway):
     # --- query and refunds --------------------------------------------------------------------------------
 
     def query(self, payment, ctx):
-        data = self._get(ctx, TRANSACTION_PATH, tran_id=payment.id)
+        data = self._get(ctx, TRANSACTION_PATH, tran_id=payment.order_id)
         elements = [e for e in (data.get("element") or []) if isinstance(e, dict)]
         paid = [e for e in elements if e.get("status") in ("VALID", "VALIDATED")]
         if not elements:
-            return CallbackResult(Outcome.NONE, payment_id=payment.id, message="SSLCommerz has no transaction yet",
+            return CallbackResult(Outcome.NONE, order_id=payment.order_id, message="SSLCommerz has no transaction yet",
                                   raw=data)
         return self._result(paid[0] if paid else elements[-1], raw=data)
 
@@ -256,7 +256,7 @@ class SSLCommerzGateway(Gateway):
             outcome=outcome,
             amount=amount,
             currency=currency,
-            payment_id=tx.get("tran_id"),
+            order_id=tx.get("tran_id"),
             gateway_transaction_id=tx.get("bank_tran_id") or None,
             needs_review=needs_review,
             failure_code=status.lower() if outcome in (Outcome.FAILED, Outcome.CANCELLED, Outcome.EXPIRED) else None,

@@ -124,12 +124,13 @@ class StripeGateway(Gateway):
         params = {
             "mode": "payment",
             "line_items": lines or [price(payment.description or payment.reference, payment.amount)],
-            "client_reference_id": payment.id,
-            "metadata": {"payment_id": payment.id, "reference": payment.reference},
-            "payment_intent_data": {"metadata": {"payment_id": payment.id, "reference": payment.reference}},
+            "client_reference_id": payment.order_id,
+            "metadata": {"payment_id": payment.id, "attempt_id": payment.order_id, "reference": payment.reference},
+            "payment_intent_data": {"metadata": {"payment_id": payment.id, "attempt_id": payment.order_id,
+                                                 "reference": payment.reference}},
             "success_url": ctx.callback_url("return") + "?session_id={CHECKOUT_SESSION_ID}",
             "cancel_url": ctx.callback_url("cancel") +
-                          f"?payment_id={payment.id}&sig={self._cancel_signature(ctx, payment.id)}",
+                          f"?attempt_id={payment.order_id}&sig={self._cancel_signature(ctx, payment.order_id)}",
             "expires_at": session_expiry(unix_seconds(payment.expires_at), time.time()),
         }
         shipping = [i for i in items if i.get("type") == "shipping"]
@@ -152,7 +153,7 @@ class StripeGateway(Gateway):
             coupon = self._call(client.v1.coupons.create, params={
                 "amount_off": to_stripe(discount, payment.currency), "currency": payment.currency.lower(),
                 "duration": "once", "max_redemptions": 1, "name": "Discount"[:40],
-                "metadata": {"payment_id": payment.id}}, options={"idempotency_key": f"{payment.id}:coupon"}).id
+                "metadata": {"payment_id": payment.id}}, options={"idempotency_key": f"{payment.order_id}:coupon"}).id
         session = self._call(client.v1.checkout.sessions.create, params=self.session_params(payment, ctx, coupon))
         if session.amount_total != to_stripe(payment.amount, payment.currency):
             self._call(client.v1.checkout.sessions.expire, session.id)
@@ -169,7 +170,7 @@ class StripeGateway(Gateway):
         if kind == "return":
             return Lookup(gateway_reference=req.args.get("session_id"))
         if kind == "cancel":
-            return Lookup(payment_id=req.args.get("payment_id"))
+            return Lookup(order_id=req.args.get("attempt_id") or req.args.get("payment_id"))
         if kind != "webhook":
             raise CallbackError(Ack.NOT_FOUND, f"unknown callback {kind}")
         event = req.json()
@@ -177,9 +178,10 @@ class StripeGateway(Gateway):
             raise CallbackError(Ack.INVALID_REQUEST, "not a Stripe event")
         obj = event["data"]["object"]
         if obj.get("object") == "checkout.session":
-            return Lookup(payment_id=obj.get("client_reference_id"), gateway_reference=obj.get("id"))
+            return Lookup(order_id=obj.get("client_reference_id"), gateway_reference=obj.get("id"))
         # A charge carries the PaymentIntent's metadata (see the module docstring), else its PaymentIntent.
-        return Lookup(payment_id=(obj.get("metadata") or {}).get("payment_id"),
+        metadata = obj.get("metadata") or {}
+        return Lookup(order_id=metadata.get("attempt_id") or metadata.get("payment_id"),
                       gateway_transaction_id=obj.get("payment_intent"))
 
     def verify_callback(self, kind, req, payment, ctx):
@@ -197,7 +199,7 @@ class StripeGateway(Gateway):
         event = json.loads(req.body)
         obj, kind_of = event["data"]["object"], event.get("type", "")
         if obj.get("object") == "checkout.session":
-            if obj.get("id") != payment.gateway_reference and obj.get("client_reference_id") != payment.id:
+            if obj.get("id") != payment.gateway_reference and obj.get("client_reference_id") != payment.order_id:
                 raise CallbackError(Ack.NOT_FOUND, "the event is for another Checkout Session")
             return self._session_result(obj, payment, event=kind_of, event_id=event.get("id"), raw=event)
         if kind_of == "charge.refunded" and obj.get("object") == "charge":
@@ -214,7 +216,7 @@ class StripeGateway(Gateway):
 
     def _cancel(self, req, payment, ctx):
         """The shopper left Stripe Checkout: end the session at Stripe, then report what Stripe says."""
-        if not hmac.compare_digest(str(req.args.get("sig", "")), self._cancel_signature(ctx, payment.id)):
+        if not hmac.compare_digest(str(req.args.get("sig", "")), self._cancel_signature(ctx, payment.order_id)):
             raise CallbackError(Ack.INVALID_SIGNATURE, "cancel link not made by us")
         client = self.client(ctx)
         try:
@@ -261,7 +263,7 @@ class StripeGateway(Gateway):
             outcome=outcome,
             amount=from_stripe(session.get("amount_total"), currency),
             currency=currency or None,
-            payment_id=session.get("client_reference_id"),
+            order_id=session.get("client_reference_id"),
             gateway_reference=session.get("id"),
             gateway_transaction_id=intent_id,
             failure_code="async_payment_failed" if outcome == Outcome.FAILED else None,
@@ -287,7 +289,8 @@ class StripeGateway(Gateway):
         try:
             refund = self.client(ctx).v1.refunds.create(
                 params={"payment_intent": intent, "amount": to_stripe(amount, payment.currency),
-                        "metadata": {"payment_id": payment.id, "refund_id": refund_id}},
+                        "metadata": {"payment_id": payment.id, "attempt_id": payment.order_id,
+                                     "refund_id": refund_id}},
                 options={"idempotency_key": refund_id})
         except stripe.InvalidRequestError as exc:  # Stripe answered with a refusal (amount, state…)
             return RefundResult("failed", message=exc.user_message or str(exc), raw=exc.json_body)

@@ -96,7 +96,7 @@ class TestCardGateway(Gateway):
         session = self._call("POST", ctx, "/v1/checkout_sessions", json={
             "amount": payment.amount,
             "currency": payment.currency,
-            "reference": payment.id,
+            "reference": payment.order_id,
             "description": payment.description or payment.reference,
             "merchant_name": payment.merchant_name,
             "return_url": ctx.callback_url("return"),
@@ -111,7 +111,7 @@ class TestCardGateway(Gateway):
         if kind == "webhook":
             body = req.json() or {}
             session = (body.get("data") or {}).get("object") or {}
-            return Lookup(payment_id=session.get("reference"), gateway_reference=session.get("id"))
+            return Lookup(order_id=session.get("reference"), gateway_reference=session.get("id"))
         raise CallbackError(Ack.NOT_FOUND, f"unknown callback {kind}")
 
     def verify_callback(self, kind, req, payment, ctx):
@@ -123,7 +123,7 @@ class TestCardGateway(Gateway):
             raise CallbackError(Ack.INVALID_SIGNATURE, "missing or invalid Testcard-Signature")
         event = req.json() or {}
         session = (event.get("data") or {}).get("object") or {}
-        if session.get("id") != payment.gateway_reference and session.get("reference") != payment.id:
+        if session.get("id") != payment.gateway_reference and session.get("reference") != payment.order_id:
             raise CallbackError(Ack.NOT_FOUND, "the event is for another session")
         return self._result(session, event_id=event.get("id"), raw=event)
 
@@ -143,7 +143,7 @@ class TestCardGateway(Gateway):
             outcome=outcome,
             amount=amount if isinstance(amount, int) and not isinstance(amount, bool) else None,
             currency=session.get("currency"),
-            payment_id=session.get("reference"),
+            order_id=session.get("reference"),
             gateway_reference=session.get("id"),
             gateway_transaction_id=session.get("charge"),
             failure_code=session.get("failure_code"),

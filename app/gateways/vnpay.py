@@ -180,7 +180,7 @@ class VNPayGateway(Gateway):
             "vnp_TmnCode": ctx.credentials.get("tmn_code", ""),
             "vnp_Amount": to_vnp_amount(payment.amount),
             "vnp_CurrCode": "VND",
-            "vnp_TxnRef": payment.id,
+            "vnp_TxnRef": payment.order_id,
             "vnp_OrderInfo": order_info,
             "vnp_OrderType": "other",
             "vnp_Locale": "vn",
@@ -191,7 +191,7 @@ class VNPayGateway(Gateway):
         }
         query = hash_data(params)
         url = f"{ctx.base_url}{PAY_PATH}?{query}&vnp_SecureHash={hmac_sha512(self._secret(ctx), query)}"
-        return StartResult(Redirect(url), gateway_reference=payment.id,
+        return StartResult(Redirect(url), gateway_reference=payment.order_id,
                            gateway_data={"create_date": params["vnp_CreateDate"], "order_info": order_info},
                            raw={k: v for k, v in params.items() if k != "vnp_IpAddr"})
 
@@ -201,7 +201,7 @@ class VNPayGateway(Gateway):
         ref = req.args.get("vnp_TxnRef")
         if not ref:
             raise CallbackError(Ack.INVALID_REQUEST, "no vnp_TxnRef")
-        return Lookup(payment_id=ref)
+        return Lookup(order_id=ref)
 
     def verify_callback(self, kind, req, payment, ctx):
         params = req.args
@@ -223,7 +223,7 @@ class VNPayGateway(Gateway):
             outcome=outcome,
             amount=amount,
             currency="VND",
-            payment_id=params.get("vnp_TxnRef"),
+            order_id=params.get("vnp_TxnRef"),
             gateway_reference=params.get("vnp_TxnRef"),
             gateway_transaction_id=_transaction_no(params.get("vnp_TransactionNo")),
             trusted=kind == "ipn",
@@ -261,8 +261,8 @@ class VNPayGateway(Gateway):
             "vnp_Version": VERSION,
             "vnp_Command": command,
             "vnp_TmnCode": ctx.credentials.get("tmn_code", ""),
-            "vnp_TxnRef": payment.gateway_reference or payment.id,
-            "vnp_OrderInfo": ascii_text(f"{command} {payment.id}"),
+            "vnp_TxnRef": payment.gateway_reference or payment.order_id,
+            "vnp_OrderInfo": ascii_text(f"{command} {payment.order_id}"),
             "vnp_TransactionDate": payment.gateway_data.get("create_date") or vn_time(payment.created_at),
             "vnp_CreateDate": vn_time(datetime.now(UTC)),
             "vnp_IpAddr": ctx.shopper_ip,
@@ -281,7 +281,7 @@ class VNPayGateway(Gateway):
             outcome=outcome,
             amount=from_vnp_amount(data.get("vnp_Amount")),
             currency="VND",
-            payment_id=data.get("vnp_TxnRef"),
+            order_id=data.get("vnp_TxnRef"),
             gateway_reference=data.get("vnp_TxnRef"),
             gateway_transaction_id=_transaction_no(data.get("vnp_TransactionNo")),
             needs_review=status == "07",

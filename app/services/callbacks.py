@@ -51,8 +51,8 @@ def find_payment(code, lookup):
 
     The merchant comes in the same row; of the merchant's gateway accounts only the one for `code` is read.
     """
-    if lookup.payment_id:
-        where = Payment.public_id == lookup.payment_id
+    if lookup.order_id:
+        where = Payment.public_id == lookup.order_id
     elif lookup.gateway_reference:
         where = (Payment.gateway == code) & (Payment.gateway_reference == lookup.gateway_reference)
     elif lookup.gateway_transaction_id:
@@ -148,8 +148,8 @@ def handle_callback(code, kind, req):
 
 def money_problem(payment, result):
     """Why a verified gateway result must not be applied to `payment` (wrong payment, amount or currency), or None."""
-    if result.payment_id and result.payment_id != payment.public_id:
-        return f"the callback is for {result.payment_id}, not {payment.public_id}"
+    if result.order_id and result.order_id != payment.public_id:
+        return f"the callback is for {result.order_id}, not {payment.public_id}"
     if result.outcome == Outcome.SUCCEEDED and result.amount is None:
         return "a success without an amount"
     if result.amount is not None and result.amount != payment.amount:

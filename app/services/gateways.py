@@ -51,6 +51,7 @@ def payment_info(payment, code=None):
         gateway_data=dict((payment.gateway_data or {}).get(code) or {}),
         amount_refunded=payment.amount_refunded,
         merchant_name=payment.merchant.name if payment.merchant else "",
+        order_id=payment.public_id,
     )
 
 

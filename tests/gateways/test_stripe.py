@@ -456,12 +456,13 @@ def test_charge_carries_the_payment_intent_metadata_not_the_sessions(http, shop,
     run_jobs()
     payment = payment_by_public_id(created["id"])
     session = sdk.v1.checkout.sessions.retrieve(payment.gateway_reference, params={"expand": ["payment_intent"]})
-    assert session.payment_intent.metadata.to_dict() == {"payment_id": payment.public_id, "reference": "ORDER-1"}
+    expected = {"payment_id": payment.public_id, "attempt_id": payment.public_id, "reference": "ORDER-1"}
+    assert session.payment_intent.metadata.to_dict() == expected
     get_gateway("stripe").refund(payment_info(payment), 2_500, "re_meta", context_for(
         payment.merchant.gateway_account("stripe")))
     [body] = _webhooks("charge.refunded")
     charge = json.loads(body)["data"]["object"]
-    assert charge["metadata"] == {"payment_id": payment.public_id, "reference": "ORDER-1"}
+    assert charge["metadata"] == expected
     # A session with metadata of its own only: neither its PaymentIntent nor its charge gets it.
     own = sdk.v1.checkout.sessions.create(params={
         "mode": "payment", "success_url": "https://x.example/s", "metadata": {"payment_id": "pay_elsewhere"},
