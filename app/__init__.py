@@ -37,9 +37,10 @@ def configure_logging(app):
 
 def register_extensions(app):
     from app import models  # noqa: F401  (tables known to Alembic)
-    from app.extensions import csrf, db, init_redis, limiter, login_manager, migrate
+    from app.extensions import babel, csrf, db, init_redis, limiter, login_manager, migrate
 
     db.init_app(app)
+    babel.init_app(app)
     migrate.init_app(app, db, directory=os.path.join(ROOT, "migrations"), render_as_batch=True)
     csrf.init_app(app)
     init_redis(app)

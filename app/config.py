@@ -33,6 +33,8 @@ class Config:
     ENCRYPTION_KEY = None
     RQ_QUEUES = ["webhooks", "default", "sandbox", "webhooks_slow"]
     PAYMENT_DEFAULT_EXPIRY_SECONDS = 15 * 60
+    #: Attempts a shopper may make at one payment (declines, wrong codes, other methods) before it fails.
+    CHECKOUT_MAX_ATTEMPTS = 5
     PAYMENT_MIN_EXPIRY_SECONDS = 5 * 60
     PAYMENT_MAX_EXPIRY_SECONDS = 7 * 24 * 3600
     IDEMPOTENCY_TTL_SECONDS = 24 * 3600
@@ -102,7 +104,7 @@ CONFIGS = {"development": Development, "testing": Testing, "production": Product
 
 #: Integer settings that may also come from the environment.
 INT_SETTINGS = ("WEBHOOK_TIMEOUT_SECONDS", "WEBHOOK_MAX_ATTEMPTS", "WEBHOOK_LEASE_SECONDS",
-                "RECONCILE_AFTER_SECONDS", "PAYMENT_DEFAULT_EXPIRY_SECONDS")
+                "RECONCILE_AFTER_SECONDS", "PAYMENT_DEFAULT_EXPIRY_SECONDS", "CHECKOUT_MAX_ATTEMPTS")
 
 
 def load_config(app, overrides=None):

@@ -25,6 +25,8 @@ def payment_dict(payment):
         "gateway": payment.gateway,
         "gateway_reference": payment.gateway_reference,
         "gateway_transaction_id": payment.gateway_transaction_id,
+        "attempts": [attempt_dict(a) for a in payment.attempts],
+        "double_payment": payment.double_payment,
         "card": payment.card_summary,
         "fee_amount": payment.fee_amount,
         "late_success": payment.late_success,
@@ -41,11 +43,40 @@ def payment_dict(payment):
     }
 
 
+def attempt_dict(attempt):
+    return {
+        "id": attempt.public_id,
+        "object": "payment_attempt",
+        "number": attempt.number,
+        "gateway": attempt.gateway,
+        "status": attempt.status,
+        "amount": attempt.amount,
+        "currency": attempt.currency,
+        "gateway_reference": attempt.reference,
+        "gateway_transaction_id": attempt.transaction_id,
+        "failure_code": attempt.failure_code,
+        "failure_reason": attempt.failure_reason,
+        "failure_message": attempt.failure_message,
+        "amount_refunded": attempt.amount_refunded,
+        "created_at": isoformat(attempt.created_at),
+        "updated_at": isoformat(attempt.updated_at),
+        "finished_at": isoformat(attempt.finished_at),
+    }
+
+
+def attempt_failed_dict(attempt):
+    """The body of `payment.attempt_failed`: the payment, with the attempt that failed."""
+    body = payment_dict(attempt.payment)
+    body["attempt"] = attempt_dict(attempt)
+    return body
+
+
 def refund_dict(refund):
     return {
         "id": refund.public_id,
         "object": "refund",
         "payment": refund.payment.public_id,
+        "attempt": refund.attempt.public_id if refund.attempt else None,
         "amount": refund.amount,
         "currency": refund.currency,
         "status": refund.status,

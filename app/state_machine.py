@@ -1,8 +1,16 @@
-"""The payment state machine: the transition table and `transition()`, the only writer of a payment's status.
+"""The payment state machine: the transition tables, `transition()` and `transition_attempt()`, the only
+writers of a payment's and an attempt's status.
 
     pending ─▶ processing ─▶ succeeded ─▶ partially_refunded ─▶ refunded
-       │            │ ╲
+       │  ◀─────────┤ ╲
        └────────────┴──▶ failed | cancelled | expired
+
+A payment is `processing` while an attempt is open at a gateway; when that attempt fails it goes back to
+`pending` (the shopper may try again) until CHECKOUT_MAX_ATTEMPTS tries have failed (then `failed`). An
+attempt moves on its own:
+
+    started ─▶ processing ─▶ succeeded
+       └──────────┴──────▶ failed | cancelled | expired ─▶ succeeded (the gateway confirmed money after all)
 
 `transition()` is a compare-and-set: `UPDATE payments SET status=…, version=version+1 WHERE id=… AND status=…
 AND version=…`. Of two racing callers exactly one sees its row updated; the other re-reads and, if the move is
@@ -39,7 +47,8 @@ class Status(StrEnum):
 S = Status
 TRANSITIONS = {
     S.PENDING: frozenset({S.PROCESSING, S.SUCCEEDED, S.FAILED, S.CANCELLED, S.EXPIRED}),
-    S.PROCESSING: frozenset({S.SUCCEEDED, S.FAILED, S.CANCELLED, S.EXPIRED}),
+    # Back to pending: the attempt at the gateway failed and the shopper may try again.
+    S.PROCESSING: frozenset({S.PENDING, S.SUCCEEDED, S.FAILED, S.CANCELLED, S.EXPIRED}),
     S.SUCCEEDED: frozenset({S.PARTIALLY_REFUNDED, S.REFUNDED}),
     # A second partial refund moves partially_refunded to itself (a new version, a new event).
     S.PARTIALLY_REFUNDED: frozenset({S.PARTIALLY_REFUNDED, S.REFUNDED}),
@@ -59,6 +68,28 @@ PAID = frozenset({S.SUCCEEDED, S.PARTIALLY_REFUNDED, S.REFUNDED})
 _MAX_RETRIES = 5
 
 
+class AttemptStatus(StrEnum):
+    STARTED = "started"
+    PROCESSING = "processing"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    EXPIRED = "expired"
+
+
+A = AttemptStatus
+ATTEMPT_ENDED = frozenset({A.FAILED, A.CANCELLED, A.EXPIRED})
+ATTEMPT_TRANSITIONS = {
+    A.STARTED: frozenset({A.PROCESSING, A.SUCCEEDED, A.FAILED, A.CANCELLED, A.EXPIRED}),
+    A.PROCESSING: frozenset({A.SUCCEEDED, A.FAILED, A.CANCELLED, A.EXPIRED}),
+    A.SUCCEEDED: frozenset(),
+    # Money the gateway confirms is never dropped, whatever we had concluded before.
+    **{ended: frozenset({A.SUCCEEDED}) for ended in ATTEMPT_ENDED},
+}
+#: The gateway may still confirm it.
+ATTEMPT_OPEN = frozenset({A.STARTED, A.PROCESSING})
+
+
 def can_transition(current, target, *, late_success=False):
     current, target = Status(current), Status(target)
     if target in TRANSITIONS[current]:
@@ -66,13 +97,15 @@ def can_transition(current, target, *, late_success=False):
     return late_success and target == S.SUCCEEDED and current in LATE_SUCCESS_FROM
 
 
-def transition(payment, to, *, reason, source, data=None, late_success=False, changes=None, gateway=None):
+def transition(payment, to, *, reason, source, data=None, late_success=False, changes=None, gateway=None,
+               event=True, attempt=None):
     """Move `payment` to status `to` if the table allows it; return whether this call applied it.
 
     reason: a short sentence for the timeline. source: who asked (`api`, `checkout`, `callback:vnpay`,
     `expiry`, `refund`, …). data: raw context kept on the timeline event. late_success: allow failed,
     cancelled or expired → succeeded (a gateway confirmed money). changes: other columns to set in the same
-    compare-and-set UPDATE (e.g. gateway_transaction_id, failure_message, amount_refunded).
+    compare-and-set UPDATE (e.g. failure_message, succeeded_attempt_id). event: False writes no merchant
+    event (the attempt's own event tells the story). attempt: the attempt it concerns, for the timeline.
     """
     from app.serializers import payment_dict
     from app.services.outbox import emit
@@ -110,13 +143,117 @@ def transition(payment, to, *, reason, source, data=None, late_success=False, ch
                 from_status=current.value,
                 to_status=to.value,
                 gateway=gateway,
+                attempt_id=attempt.id if attempt is not None else None,
                 message=f"{message} [{source}]",
                 data=data,
             )
         )
-        emit(f"payment.{to.value}", payment.merchant_id, payment_dict(payment), payment_id=payment.id)
+        if event:
+            emit(f"payment.{to.value}", payment.merchant_id, payment_dict(payment), payment_id=payment.id)
         return True
     return False
+
+
+def can_transition_attempt(current, target):
+    return AttemptStatus(target) in ATTEMPT_TRANSITIONS[AttemptStatus(current)]
+
+
+def transition_attempt(attempt, to, *, reason, source, data=None, changes=None):
+    """Move `attempt` to status `to` if its table allows it; return whether this call applied it.
+
+    The same compare-and-set as `transition()` (on the attempt's status and version), with a timeline event
+    in the same transaction. The payment's own status, and the merchant's `payment.attempt_failed` event
+    for an attempt that ended, are the caller's next step (app.services.callbacks.after_attempt_ended).
+    """
+    from app.models import PaymentAttempt
+
+    to = AttemptStatus(to)
+    for _ in range(_MAX_RETRIES):
+        current, version = AttemptStatus(attempt.status), attempt.version
+        if not can_transition_attempt(current, to):
+            return False
+        now = utcnow()
+        values = dict(changes or {})
+        values.update(status=to.value, version=version + 1, updated_at=now)
+        if to != A.PROCESSING:
+            values["finished_at"] = now
+        result = db.session.execute(
+            update(PaymentAttempt)
+            .where(PaymentAttempt.id == attempt.id, PaymentAttempt.status == current.value,
+                   PaymentAttempt.version == version)
+            .values(**values)
+            .execution_options(synchronize_session=False)
+        )
+        if result.rowcount != 1:
+            db.session.refresh(attempt)
+            continue
+        for key, value in values.items():
+            set_committed_value(attempt, key, value)
+        late = " (confirmed after it had " + current.value + ")" if to == A.SUCCEEDED and current in ATTEMPT_ENDED else ""
+        db.session.add(PaymentEvent(
+            payment_id=attempt.payment_id, attempt_id=attempt.id, kind="attempt", gateway=attempt.gateway,
+            message=f"Attempt {attempt.number} ({attempt.gateway}) {current.value} → {to.value}: {reason}{late} [{source}]",
+            data=data,
+        ))
+        return True
+    return False
+
+
+def open_attempt(payment, gateway, *, locale=None):
+    """Number and add a new attempt of `payment` at `gateway` (no commit), or None if the payment moved.
+
+    A compare-and-set on the payment (its status and version, bumping attempt_count) makes two starts racing
+    for one payment (a double click) produce one attempt; the unique (payment, number) backs it up.
+    """
+    from app.models import PaymentAttempt
+
+    if Status(payment.status) not in OPEN:
+        return None
+    number, version = payment.attempt_count + 1, payment.version
+    now = utcnow()
+    values = {"attempt_count": number, "version": version + 1, "updated_at": now, "gateway": gateway}
+    if locale:
+        values["locale"] = locale
+    moved = db.session.execute(
+        update(Payment)
+        .where(Payment.id == payment.id, Payment.status == payment.status, Payment.version == version)
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    if moved != 1:
+        db.session.refresh(payment)
+        return None
+    for key, value in values.items():
+        set_committed_value(payment, key, value)
+    attempt = PaymentAttempt(payment_id=payment.id, merchant_id=payment.merchant_id, number=number,
+                             gateway=gateway, status=A.STARTED.value, version=0, amount=payment.amount,
+                             currency=payment.currency, amount_refunded=0, data={}, created_at=now,
+                             updated_at=now)
+    db.session.add(attempt)
+    db.session.flush()
+    return attempt
+
+
+def flag_double_payment(payment, attempt, *, reason, source, other_payment=None):
+    """Record that money was confirmed twice for one order (no commit): the payment is flagged
+    `double_payment` and `payment.double_payment` goes out naming the extra attempt. Returns whether this
+    call flagged it (a payment is flagged once; every extra attempt gets its timeline line)."""
+    from app.serializers import payment_dict
+    from app.services.outbox import emit
+
+    flagged = db.session.execute(
+        update(Payment).where(Payment.id == payment.id, Payment.double_payment.is_(False))
+        .values(double_payment=True).execution_options(synchronize_session=False)
+    ).rowcount == 1
+    set_committed_value(payment, "double_payment", True)
+    db.session.add(PaymentEvent(payment_id=payment.id, attempt_id=attempt.id, kind="note", gateway=attempt.gateway,
+                                message=f"Double payment: {reason} [{source}]"))
+    body = payment_dict(payment)
+    body["double_payment_attempt"] = attempt.public_id
+    if other_payment is not None:
+        body["double_payment_of"] = other_payment.public_id
+    emit("payment.double_payment", payment.merchant_id, body, payment_id=payment.id)
+    return flagged
 
 
 def transition_many(candidates, to, *, reason, source, changes=None):

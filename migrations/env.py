@@ -97,6 +97,12 @@ def run_migrations_online():
     connectable = get_engine()
 
     with connectable.connect() as connection:
+        # SQLite's batch mode re-creates a table by dropping the old one; with foreign keys on, that drop
+        # would cascade into every row that refers to it. Off for the migration (outside any transaction,
+        # where the pragma takes effect), on again afterwards.
+        sqlite = connection.dialect.name == "sqlite"
+        if sqlite:  # on the DBAPI connection: through SQLAlchemy it would run inside a BEGIN, as a no-op
+            connection.connection.dbapi_connection.execute("PRAGMA foreign_keys=OFF")
         context.configure(
             connection=connection,
             target_metadata=get_metadata(),
@@ -105,6 +111,8 @@ def run_migrations_online():
 
         with context.begin_transaction():
             context.run_migrations()
+        if sqlite:
+            connection.connection.dbapi_connection.execute("PRAGMA foreign_keys=ON")
 
 
 if context.is_offline_mode():

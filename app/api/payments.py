@@ -2,13 +2,14 @@
 
 from flask import g, jsonify, request
 from sqlalchemy import select
+from sqlalchemy.orm import selectinload
 
 from app.api import bp
 from app.api.auth import require_api_key
 from app.api.errors import api_error, from_service_error
 from app.extensions import db
 from app.models import Payment
-from app.serializers import payment_dict
+from app.serializers import attempt_dict, payment_dict
 from app.services import idempotency, payments
 from app.services.errors import ServiceError
 from app.state_machine import Status
@@ -56,6 +57,17 @@ def get_payment(public_id):
     return jsonify(payment_dict(payment))
 
 
+@bp.get("/payments/<public_id>/attempts")
+@require_api_key
+def list_attempts(public_id):
+    """Every time the shopper was handed to a gateway for this payment, oldest first."""
+    try:
+        payment = payments.get_for_merchant(g.merchant, public_id)
+    except ServiceError as exc:
+        return from_service_error(exc)
+    return jsonify({"object": "list", "data": [attempt_dict(a) for a in payment.attempts], "has_more": False})
+
+
 @bp.get("/payments")
 @require_api_key
 def list_payments():
@@ -84,7 +96,8 @@ def list_payments():
             (Payment.created_at < cursor.created_at)
             | ((Payment.created_at == cursor.created_at) & (Payment.id < cursor.id))
         )
-    rows = db.session.scalars(query.order_by(Payment.created_at.desc(), Payment.id.desc()).limit(limit + 1)).all()
+    rows = db.session.scalars(query.order_by(Payment.created_at.desc(), Payment.id.desc()).limit(limit + 1)
+                              .options(selectinload(Payment.attempts))).all()
     return jsonify({
         "object": "list",
         "data": [payment_dict(p) for p in rows[:limit]],

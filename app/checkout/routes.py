@@ -2,9 +2,9 @@
 
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
-from flask import abort, redirect, render_template, request
+from flask import abort, current_app, redirect, render_template, request
 
-from app.checkout import bp
+from app.checkout import bp, outcomes
 from app.checkout.forms import CancelForm, MethodForm
 from app.gateways import get_gateway
 from app.gateways.base import FormPost
@@ -51,6 +51,23 @@ def _method_form(payment):
     return form
 
 
+def _shopper_language():
+    """The language the checkout speaks to this shopper (Flask-Babel's choice), told to the gateway."""
+    if "babel" not in current_app.extensions:
+        return None
+    from flask_babel import get_locale
+
+    return get_locale().language
+
+
+def _last_try_notice(payment):
+    """What the shopper is told about their last try when it did not work (and they may try again)."""
+    last = payment.attempts[-1] if payment.attempts else None
+    if last is None or last.is_open or last.status == "succeeded":
+        return None
+    return outcomes.reason_text(last.failure_reason)
+
+
 @bp.route("/<token>", methods=["GET", "POST"])
 def pay(token):
     payment = _load(token)
@@ -62,7 +79,8 @@ def pay(token):
     if request.method == "POST":
         if form.validate_on_submit():
             try:
-                action = payments.start_checkout(payment, form.method.data, request.remote_addr)
+                action = payments.start_checkout(payment, form.method.data, request.remote_addr,
+                                                 locale=_shopper_language())
             except ServiceError as exc:
                 error = exc.message
             else:
@@ -70,17 +88,23 @@ def pay(token):
                     return render_template("checkout/redirect_form.html", action=action)
                 return redirect(action.url, code=303)
         else:  # CSRF is checked before the view (CSRFProtect), so only the method can be wrong here
-            error = "Choose one of the payment methods offered."
+            error = outcomes.CHOOSE_METHOD
+        closed = _closed(payment)  # settling an earlier try may have found the payment paid or used up
+        if closed is not None:
+            return closed
     seconds_left = max(0, int((payment.expires_at - utcnow()).total_seconds()))
     return render_template("checkout/pay.html", payment=payment, form=form, cancel_form=CancelForm(),
-                           error=error, seconds_left=seconds_left), (422 if error else 200)
+                           error=error, notice=None if error else _last_try_notice(payment),
+                           seconds_left=seconds_left), (422 if error else 200)
 
 
 @bp.get("/<token>/result")
 def result(token):
     payment = _load(token)
-    if payment.status == Status.PENDING and payment.gateway is None:
-        return redirect(f"/pay/{token}", code=303)  # nothing to wait for: the shopper has not chosen yet
+    if payment.status == Status.PENDING and payment.expires_at > utcnow():
+        # Nothing to wait for: the shopper has not chosen yet, or the last try did not work and the
+        # checkout page says why and offers another.
+        return redirect(f"/pay/{token}", code=303)
     return render_template("checkout/result.html", payment=payment, return_url=merchant_return_url(payment),
                            cancel_return_url=merchant_return_url(payment, payment.cancel_url))
 

@@ -6,9 +6,10 @@ import io
 import json
 from datetime import datetime
 
-from flask import Response, flash, redirect, render_template, request, stream_with_context, url_for
+from flask import Response, abort, flash, redirect, render_template, request, stream_with_context, url_for
 from flask_login import current_user, login_required
 from sqlalchemy import select
+from sqlalchemy.orm import selectinload
 
 from app import money
 from app.dashboard import bp, flash_form_errors, owned_or_404
@@ -65,7 +66,8 @@ def payments_csv():
         writer.writerow(CSV_COLUMNS)
         after = None
         while True:
-            batch = db.session.scalars(payments_query(filters, merchant_id, after).limit(1000)).all()
+            batch = db.session.scalars(payments_query(filters, merchant_id, after).limit(1000)
+                                       .options(selectinload(Payment.attempts))).all()
             for p in batch:
                 writer.writerow([
                     p.public_id, p.created_at.isoformat(), p.status, money.format_plain(p.amount, p.currency),
@@ -172,6 +174,31 @@ def refund(public_id):
         return redirect(back, 303)
     flash(f"Refund of {money.format_money(created.amount, created.currency)} requested ({created.status}).",
           "success")
+    return redirect(back, 303)
+
+
+@bp.post("/payments/<public_id>/attempts/<attempt_id>/refund")
+@login_required
+def refund_attempt(public_id, attempt_id):
+    """Refund what an extra attempt of a double payment took (all of what is left of it)."""
+    from app.services.refunds import request_refund
+
+    payment = owned_or_404(Payment, public_id)
+    back = url_for("dashboard.payment_detail", public_id=public_id)
+    attempt = next((a for a in payment.extra_attempts if a.public_id == attempt_id), None)
+    if attempt is None:
+        abort(404)
+    if not ActionForm().validate_on_submit():
+        flash("The form expired; please try again.", "error")
+        return redirect(back, 303)
+    try:
+        created = request_refund(payment, None, "Double payment", source="dashboard", attempt=attempt)
+    except ServiceError as exc:
+        db.session.rollback()
+        flash(f"Refund refused: {exc.message}", "error")
+        return redirect(back, 303)
+    flash(f"Refund of {money.format_money(created.amount, created.currency)} of attempt {attempt.number} "
+          f"requested ({created.status}).", "success")
     return redirect(back, 303)
 
 

@@ -14,7 +14,7 @@ from sqlalchemy import or_, select, tuple_
 
 from app import money
 from app.gateways import REGISTRY
-from app.models import Payment
+from app.models import Payment, PaymentAttempt
 from app.state_machine import Status
 
 PAGE_SIZE = 50
@@ -101,11 +101,13 @@ class PaymentFilters:
             # Exact matches only, each served by an index: our id, the merchant's reference, the gateway's
             # references, the customer's email.
             q = self.q
+            by_attempt = select(PaymentAttempt.payment_id).where(
+                PaymentAttempt.merchant_id == merchant_id,
+                or_(PaymentAttempt.reference == q, PaymentAttempt.transaction_id == q, PaymentAttempt.public_id == q))
             query = query.where(or_(
                 Payment.public_id == q,
                 Payment.reference == q,
-                Payment.gateway_reference == q,
-                Payment.gateway_transaction_id == q,
+                Payment.id.in_(by_attempt),
                 Payment.customer_email == q.lower(),
             ))
         return query

@@ -10,6 +10,7 @@ callback URLs) and returns frozen dataclasses. The services decide what to do wi
     acknowledge(kind, ack)              → (body, status, headers) in the gateway's own response contract
     query(payment, ctx)                 → CallbackResult (the gateway's answer, trusted)
     refund(payment, amount, refund_id, ctx) → RefundResult
+    cancel(payment, ctx)                → CallbackResult (where `can_cancel`: end an open attempt there)
 """
 
 import logging
@@ -253,6 +254,11 @@ class Gateway:
     #: may be sent again. When False, a timed-out refund call has an unknown outcome (sending it again could
     #: refund twice), so the refund waits for a person to check at the gateway.
     refund_idempotent: bool = False
+    #: Money moves only when we capture it while handling the shopper's callback (bKash's execute): an
+    #: attempt we ended is never captured, so leaving it can never charge the shopper.
+    captures_on_callback: bool = False
+    #: The gateway can end an open attempt for us (`cancel()`), so a new attempt can never double-charge.
+    can_cancel: bool = False
     timeout_seconds = 30
 
     def start(self, payment: PaymentInfo, ctx: GatewayContext) -> StartResult:
@@ -281,6 +287,11 @@ class Gateway:
         raise NotImplementedError
 
     def refund(self, payment: PaymentInfo, amount: int, refund_id: str, ctx: GatewayContext) -> RefundResult:
+        raise NotImplementedError
+
+    def cancel(self, payment: PaymentInfo, ctx: GatewayContext) -> CallbackResult:
+        """End the open attempt at the gateway (where `can_cancel`); return the gateway's word on it after
+        (cancelled or expired, or succeeded if the shopper paid meanwhile). Raises GatewayError."""
         raise NotImplementedError
 
     def supports(self, currency):

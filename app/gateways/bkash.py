@@ -48,6 +48,7 @@ from app.gateways.base import (
     GatewayError,
     Lookup,
     Outcome,
+    Reason,
     Redirect,
     RefundResult,
     StartResult,
@@ -100,6 +101,9 @@ class BkashGateway(Gateway):
     browser_kinds = frozenset({"return"})
     #: payment/refund takes no id of ours (the adapter only re-uses answers it received).
     refund_idempotent = False
+    # Tokenized checkout moves money only on our execute call, made while handling the shopper's callback.
+    captures_on_callback = True
+    can_cancel = True
 
     # --- tokens -----------------------------------------------------------------------------------------
 
@@ -330,6 +334,12 @@ class BkashGateway(Gateway):
         )
 
     # --- refunds ----------------------------------------------------------------------------------------
+
+    def cancel(self, payment, ctx):
+        """An attempt we have not executed cannot charge the shopper, and we never execute one we ended
+        (Gateway.captures_on_callback): ending it is ours to do, without a call."""
+        return CallbackResult(Outcome.CANCELLED, reason=Reason.CANCELLED,
+                              message="Ended before bKash's execute: the shopper cannot be charged for it")
 
     def refund(self, payment, amount, refund_id, ctx):
         if not payment.gateway_reference or not payment.gateway_transaction_id:

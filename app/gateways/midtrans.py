@@ -129,6 +129,7 @@ class MidtransGateway(Gateway):
     #: Midtrans docs (Refund Transactions): `refund_key` is the merchant's unique refund id; a retry with the
     #: same refund_key is the same refund request.
     refund_idempotent = True
+    can_cancel = True
 
     def _core(self, ctx):
         return CORE_HOSTS.get(ctx.base_url, ctx.base_url)
@@ -215,7 +216,15 @@ class MidtransGateway(Gateway):
         return self._result(data)
 
     def cancel(self, payment, ctx):
-        return self._call("POST", f"{self._core(ctx)}/v2/{payment.order_id}/cancel", ctx)
+        """Cancel the order's transaction (pending, authorised or a capture held for review) and report
+        Midtrans' status after it. An order with no transaction yet (the shopper never chose on Snap) has
+        nothing to cancel: its status answer (404) comes back as Outcome.NONE."""
+        try:
+            self._call("POST", f"{self._core(ctx)}/v2/{payment.order_id}/cancel", ctx)
+        except GatewayError as exc:
+            if exc.code not in ("404", "412"):  # 412: settled or ended already; the status says which
+                raise
+        return self.query(payment, ctx)
 
     def refund(self, payment, amount, refund_id, ctx):
         try:

@@ -88,6 +88,7 @@ class StripeGateway(Gateway):
     #: Refunds are created with our refund id as Idempotency-Key (docs.stripe.com/idempotency: a replay
     #: returns the first answer).
     refund_idempotent = True
+    can_cancel = True
 
     def client(self, ctx):
         """A StripeClient for this merchant only (never the SDK's global api_key/api_base)."""
@@ -232,6 +233,20 @@ class StripeGateway(Gateway):
                                   message="The shopper left Stripe Checkout", raw=result.raw)
         return result
 
+    def cancel(self, payment, ctx):
+        """Expire the attempt's Checkout Session so it can no longer be paid, then report what Stripe says."""
+        if not payment.gateway_reference:
+            raise GatewayError("the attempt has no Stripe Checkout Session")
+        try:
+            self.client(ctx).v1.checkout.sessions.expire(payment.gateway_reference)
+        except stripe.InvalidRequestError:
+            pass  # no longer open (paid meanwhile, or expired): the query says which
+        except stripe.APIConnectionError as exc:
+            raise GatewayError(f"{self.name} could not be reached", timeout=True) from exc
+        except stripe.StripeError as exc:
+            raise GatewayError(str(exc), code=exc.code, raw=exc.json_body) from exc
+        return self.query(payment, ctx)
+
     def acknowledge(self, kind, ack):
         status = {Ack.OK: 200, Ack.DUPLICATE: 200, Ack.NOT_FOUND: 404, Ack.INVALID_SIGNATURE: 400,
                   Ack.INVALID_AMOUNT: 400, Ack.INVALID_REQUEST: 400, Ack.ERROR: 500}[ack]
@@ -251,12 +266,8 @@ class StripeGateway(Gateway):
             outcome = Outcome.SUCCEEDED
         elif status == "complete":
             outcome, message = Outcome.PROCESSING, "Paid with a delayed method; waiting for the bank"
-        elif status == "expired":
-            ours = unix_seconds(payment.expires_at)
-            if ours > (session.get("expires_at") or 0) + CLOCK_MARGIN:
-                outcome, message = Outcome.NONE, "Stripe session expired; the payment is still open until its own expiry"
-            else:
-                outcome = Outcome.EXPIRED
+        elif status == "expired":  # this attempt ended; the payment stays open for another until its own expiry
+            outcome, message = Outcome.EXPIRED, "The Stripe Checkout Session expired"
         else:
             outcome = Outcome.NONE
         return CallbackResult(

@@ -22,6 +22,7 @@ from app.gateways.base import (
     GatewayError,
     Lookup,
     Outcome,
+    Reason,
     Redirect,
     RefundResult,
     StartResult,
@@ -39,6 +40,13 @@ _OUTCOMES = {
     "cancelled": Outcome.CANCELLED,
     "open": Outcome.PROCESSING,
     "requires_otp": Outcome.PROCESSING,
+}
+#: The acquirer's failure codes → what the shopper is told.
+REASONS = {
+    "card_declined": Reason.DECLINED,
+    "insufficient_funds": Reason.INSUFFICIENT_FUNDS,
+    "authentication_failed": Reason.WRONG_CODE,
+    "cancelled": Reason.CANCELLED,
 }
 
 
@@ -75,6 +83,7 @@ class TestCardGateway(Gateway):
     local_kinds = frozenset({"webhook"})  # Testcard-Signature only
     #: Refunds carry our refund id as Idempotency-Key; the acquirer answers a repeat with the first refund.
     refund_idempotent = True
+    can_cancel = True
 
     def _auth(self, ctx):
         return {"Authorization": f"Bearer {ctx.credentials.get('secret_key', '')}"}
@@ -133,6 +142,17 @@ class TestCardGateway(Gateway):
         session = self._call("GET", ctx, f"/v1/checkout_sessions/{payment.gateway_reference}")
         return self._result(session, raw=session)
 
+    def cancel(self, payment, ctx):
+        if not payment.gateway_reference:
+            raise GatewayError("the attempt has no test acquirer session")
+        try:
+            session = self._call("POST", ctx, f"/v1/checkout_sessions/{payment.gateway_reference}/expire")
+        except GatewayError as exc:
+            if exc.code != "session_not_open":
+                raise
+            return self.query(payment, ctx)  # paid, failed or expired meanwhile: say which
+        return self._result(session, raw=session)
+
     def _result(self, session, *, event_id=None, raw=None):
         outcome = _OUTCOMES.get(session.get("status"), Outcome.NONE)
         if session.get("status") in ("refunded", "partially_refunded"):
@@ -147,6 +167,7 @@ class TestCardGateway(Gateway):
             gateway_reference=session.get("id"),
             gateway_transaction_id=session.get("charge"),
             failure_code=session.get("failure_code"),
+            reason=REASONS.get(session.get("failure_code")),
             message=session.get("failure_message"),
             card_summary=f"{card['brand']} •••• {card['last4']}" if card.get("last4") else None,
             event_id=event_id,

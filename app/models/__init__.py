@@ -3,7 +3,7 @@
 from app.models.base import isoformat, utcnow
 from app.models.idempotency import IdempotencyKey
 from app.models.merchant import ApiKey, GatewayAccount, Merchant
-from app.models.payment import Payment, PaymentEvent
+from app.models.payment import Payment, PaymentAttempt, PaymentEvent
 from app.models.refund import Refund
 from app.models.webhook import OutboxEvent, WebhookAttempt
 
@@ -14,6 +14,7 @@ __all__ = [
     "Merchant",
     "OutboxEvent",
     "Payment",
+    "PaymentAttempt",
     "PaymentEvent",
     "Refund",
     "WebhookAttempt",

@@ -1,7 +1,17 @@
 """Merchants (dashboard users), their API keys and their gateway accounts."""
 
 from flask_login import UserMixin
-from sqlalchemy import BigInteger, Boolean, DateTime, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    false,
+)
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 from werkzeug.security import check_password_hash, generate_password_hash
 
@@ -25,6 +35,8 @@ class Merchant(UserMixin, db.Model):
     #: The previous secret, still accepted for signing during rotation until `webhook_secret_previous_until`.
     webhook_secret_previous_enc: Mapped[str | None] = mapped_column(Text)
     webhook_secret_previous_until = mapped_column(DateTime)
+    #: Refund an extra charge of a double payment at once, without waiting for a person.
+    auto_refund_double_payments: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     created_at = mapped_column(DateTime, default=utcnow, nullable=False)
 
     api_keys = relationship("ApiKey", back_populates="merchant", lazy="dynamic")

@@ -21,6 +21,8 @@ class Refund(db.Model):
     public_id: Mapped[str] = mapped_column(String(40), unique=True, default=lambda: security.public_id("re"))
     payment_id: Mapped[int] = mapped_column(ForeignKey("payments.id", ondelete="CASCADE"), index=True)
     merchant_id: Mapped[int] = mapped_column(ForeignKey("merchants.id", ondelete="CASCADE"), index=True)
+    #: The attempt whose money is returned: the one that paid the payment, or an extra one of a double payment.
+    attempt_id: Mapped[int | None] = mapped_column(ForeignKey("payment_attempts.id", ondelete="SET NULL"))
     amount: Mapped[int] = mapped_column(BigInteger)
     currency: Mapped[str] = mapped_column(String(3))
     reason: Mapped[str | None] = mapped_column(String(500))
@@ -40,6 +42,7 @@ class Refund(db.Model):
     updated_at = mapped_column(DateTime, default=utcnow, onupdate=utcnow, nullable=False)
 
     payment = relationship("Payment", back_populates="refunds")
+    attempt = relationship("PaymentAttempt")
 
     @property
     def needs_attention(self):

@@ -150,6 +150,24 @@ def get_session(session_id):
     return jsonify(_public(_session_or_404(session_id)))
 
 
+@bp.post("/v1/checkout_sessions/<session_id>/expire")
+def expire_session(session_id):
+    """End an open session (as Stripe's expire does): it can no longer be paid. 400 once it is not open."""
+    if not _authorized():
+        return _error(401, "Invalid API key provided.", kind="authentication_error")
+    session = load(CODE, "session", session_id)
+    if session is None:
+        return _error(404, f"No such checkout session: '{session_id}'", "resource_missing")
+    session = _session_or_404(session_id)
+    if session["status"] not in ("open", "requires_otp"):
+        return _error(400, f"Only an open session can be expired; this one is {session['status']}.",
+                      "session_not_open")
+    session["status"] = "expired"
+    save(CODE, "session", session_id, session)
+    _notify(session)
+    return jsonify(_public(session))
+
+
 @bp.post("/v1/checkout_sessions/<session_id>/refunds")
 def create_refund(session_id):
     if not _authorized():

@@ -12,6 +12,7 @@ class ServiceError(Exception):
     code = "invalid_request"
 
     def __init__(self, message, *, field=None, code=None, status=None):
+        message = str(message)  # a lazy gettext message is rendered now, in the caller's language
         super().__init__(message)
         self.message = message
         self.field = field

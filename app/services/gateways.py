@@ -32,9 +32,9 @@ def context_for(account, shopper_ip="127.0.0.1"):
     )
 
 
-def payment_info(payment, code=None):
-    """A DB-free snapshot of `payment` for gateway `code` (default: the gateway it last went to)."""
-    code = code or payment.gateway
+def payment_info(payment, attempt=None):
+    """A DB-free snapshot of `payment` as `attempt` (default: the current one) put it to its gateway."""
+    attempt = attempt or payment.current_attempt
     return PaymentInfo(
         id=payment.public_id,
         amount=payment.amount,
@@ -46,12 +46,14 @@ def payment_info(payment, code=None):
         created_at=payment.created_at,
         expires_at=payment.expires_at,
         checkout_token=payment.checkout_token,
-        gateway_reference=payment.gateway_reference,
-        gateway_transaction_id=payment.gateway_transaction_id,
-        gateway_data=dict((payment.gateway_data or {}).get(code) or {}),
-        amount_refunded=payment.amount_refunded,
+        gateway_reference=attempt.reference,
+        gateway_transaction_id=attempt.transaction_id,
+        gateway_data=dict(attempt.data or {}),
+        amount_refunded=payment.amount_refunded if attempt.id == payment.succeeded_attempt_id
+        else attempt.amount_refunded,
         merchant_name=payment.merchant.name if payment.merchant else "",
-        order_id=payment.public_id,
+        order_id=attempt.public_id,
+        locale=payment.locale or "en",
     )
 
 

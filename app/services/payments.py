@@ -1,20 +1,25 @@
 """Payment use cases: validate and create a payment, start a checkout at a gateway, cancel, look up."""
 
+import logging
 import re
 import secrets
 from datetime import timedelta
 
 from flask import current_app
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 
 from app import money
 from app.extensions import db
 from app.gateways import get_gateway
-from app.gateways.base import GatewayError
+from app.gateways.base import GatewayError, Outcome, Reason
 from app.models import Payment, PaymentEvent, utcnow
+from app.services.callbacks import after_attempt_ended
 from app.services.errors import MalformedRequest, NotFound, ValidationError
 from app.services.gateways import context_for, enabled_accounts, payment_info
-from app.state_machine import OPEN, Status, transition
+from app.state_machine import OPEN, AttemptStatus, Status, open_attempt, transition, transition_attempt
+
+log = logging.getLogger(__name__)
 
 ITEM_TYPES = {"item", "discount", "shipping", "tax"}
 _URL = re.compile(r"^https?://[^\s/$.?#][^\s]*$", re.IGNORECASE)
@@ -183,7 +188,7 @@ def build_payment(merchant, data):
         meta=clean["metadata"],
         created_at=now,
         updated_at=now,
-        gateway_data={},
+        attempt_count=0,
     )
     db.session.add(payment)
     db.session.flush()
@@ -222,52 +227,135 @@ def is_payable(payment):
     return payment.status in OPEN and payment.expires_at > utcnow()
 
 
-def start_checkout(payment, method, shopper_ip=None):
-    """Hand the shopper to gateway `method`; return the adapter's action (Redirect or FormPost).
+def start_checkout(payment, method, shopper_ip=None, locale=None):
+    """Hand the shopper to gateway `method` as a new attempt; return the adapter's action (Redirect or
+    FormPost).
 
-    The gateway call happens outside any transaction; afterwards the payment records the gateway and its
-    reference and, if it was pending, moves to processing.
+    An attempt still open at a gateway is first settled so that no second charge can go unseen: ended at its
+    gateway where the gateway can do that, else asked about (see `_settle_open_attempts`). The new attempt is
+    numbered by a compare-and-set on the payment and committed before the gateway call (so a fast callback
+    finds it); the call itself happens outside any transaction. A gateway that cannot start ends the attempt
+    as failed, and the shopper may choose another method.
     """
+    from app.checkout import outcomes
+
     if not is_payable(payment):
-        raise ValidationError("this payment can no longer be paid", code="payment_not_payable")
+        raise ValidationError(outcomes.NOT_PAYABLE, code="payment_not_payable")
     accounts = {a.gateway: a for a in enabled_accounts(payment.merchant, payment.currency)}
     account = accounts.get(method)
     if account is None:
-        raise ValidationError("choose one of the payment methods offered", field="method", code="invalid_method")
+        raise ValidationError(outcomes.CHOOSE_METHOD, field="method", code="invalid_method")
+    _settle_open_attempts(payment)
+    if not is_payable(payment):  # settling found it paid, or used its last try
+        raise ValidationError(outcomes.NOT_PAYABLE, code="payment_not_payable")
+    if payment.attempt_count >= current_app.config["CHECKOUT_MAX_ATTEMPTS"]:
+        raise ValidationError(outcomes.NOT_PAYABLE, code="payment_not_payable")
     gateway = get_gateway(method)
-    info, ctx = payment_info(payment, method), context_for(account, shopper_ip)
+    try:
+        attempt = open_attempt(payment, method, locale=locale)
+        db.session.commit()
+    except IntegrityError:
+        attempt = None
+        db.session.rollback()
+    if attempt is None:  # a concurrent start (a double click) took this turn
+        raise ValidationError(outcomes.STILL_CONFIRMING % {"gateway": gateway.name}, code="attempt_in_progress")
+    info, ctx = payment_info(payment, attempt), context_for(account, shopper_ip)
     db.session.commit()  # hold no transaction (and on SQLite no write lock) across the gateway call
     try:
         result = gateway.start(info, ctx)
     except GatewayError as exc:
-        db.session.add(
-            PaymentEvent(
-                payment_id=payment.id, kind="gateway_call", gateway=method,
-                message=f"Starting {gateway.name} failed: {exc}", data=exc.raw,
-            )
-        )
+        db.session.add(PaymentEvent(payment_id=payment.id, attempt_id=attempt.id, kind="gateway_call",
+                                    gateway=method, message=f"Starting {gateway.name} failed: {exc}", data=exc.raw))
+        transition_attempt(attempt, AttemptStatus.FAILED, reason=f"{gateway.name} could not start: {exc}",
+                           source="checkout", changes={"failure_reason": Reason.GATEWAY_UNAVAILABLE.value,
+                                                        "failure_code": "gateway_unavailable",
+                                                        "failure_message": str(exc)[:500]})
+        after_attempt_ended(payment, attempt, reason=f"{gateway.name} could not start", source="checkout")
         db.session.commit()
-        raise ValidationError(f"{gateway.name} is not available right now; try another method",
-                              field="method", code="gateway_unavailable") from exc
-    payment.gateway = method
-    payment.gateway_reference = result.gateway_reference
-    payment.gateway_data = {**(payment.gateway_data or {}), method: result.gateway_data}
-    payment.gateway_transaction_id = None
-    db.session.add(
-        PaymentEvent(
-            payment_id=payment.id, kind="gateway_call", gateway=method,
-            message=f"Shopper sent to {gateway.name}", data=result.raw,
-        )
-    )
+        raise ValidationError(outcomes.REASONS[Reason.GATEWAY_UNAVAILABLE], field="method",
+                              code="gateway_unavailable") from exc
+    attempt.reference = result.gateway_reference
+    attempt.data = dict(result.gateway_data or {})
+    db.session.add(PaymentEvent(payment_id=payment.id, attempt_id=attempt.id, kind="gateway_call", gateway=method,
+                                message=f"Attempt {attempt.number}: shopper sent to {gateway.name}", data=result.raw))
     if payment.status == Status.PENDING:
-        transition(payment, Status.PROCESSING, reason=f"Shopper chose {gateway.name}", source="checkout",
-                   gateway=method)
+        transition(payment, Status.PROCESSING, reason=f"Shopper chose {gateway.name} (attempt {attempt.number})",
+                   source="checkout", gateway=method, attempt=attempt)
     db.session.commit()
     return result.action
 
 
+def _settle_open_attempts(payment):
+    """Before a new attempt, make sure no open one can still charge the shopper unseen. Commits.
+
+    For each attempt still open at its gateway: where the gateway can end it (`can_cancel`: Midtrans, Stripe,
+    the test acquirer; bKash, which moves money only when we execute), it is ended there and the gateway's
+    answer applied. Elsewhere the gateway is asked: its answer is applied when it has one (paid, failed,
+    …); an attempt that was only started and that the gateway knows nothing of is ended here (the shopper
+    left the gateway's page), and should the gateway confirm it after all, it is recorded as a double
+    payment, never dropped. An attempt the gateway holds as processing (a payment waiting for the bank, a
+    fraud review) blocks a new one: AttemptInFlight.
+    """
+    from app.checkout import outcomes
+    from app.services.callbacks import apply_result, money_problem
+
+    for attempt in [a for a in payment.attempts if a.is_open]:
+        gateway = get_gateway(attempt.gateway)
+        account = payment.merchant.gateway_account(attempt.gateway)
+        busy = ValidationError(outcomes.STILL_CONFIRMING % {"gateway": gateway.name}, code="attempt_in_progress")
+        if attempt.reference is None and attempt.created_at > utcnow() - timedelta(seconds=30):
+            raise busy  # being handed to the gateway right now (a double click)
+        result = None
+        if account is not None and attempt.reference is not None:
+            info, ctx = payment_info(payment, attempt), context_for(account)
+            db.session.commit()
+            try:
+                result = gateway.cancel(info, ctx) if gateway.can_cancel else gateway.query(info, ctx)
+            except (GatewayError, NotImplementedError) as exc:
+                db.session.add(PaymentEvent(payment_id=payment.id, attempt_id=attempt.id, kind="gateway_call",
+                                            gateway=attempt.gateway,
+                                            message=f"Asking about attempt {attempt.number} failed: {exc}"))
+                db.session.commit()
+                if attempt.status == AttemptStatus.PROCESSING:
+                    raise busy from exc
+            db.session.refresh(attempt)
+            db.session.refresh(payment)
+        if result is not None and result.outcome != Outcome.NONE and not money_problem(attempt, result):
+            apply_result(payment, attempt, result, source="checkout")
+            db.session.commit()
+            if attempt.is_open:  # still processing at the gateway
+                raise busy
+            continue
+        if attempt.is_open:
+            if attempt.status == AttemptStatus.PROCESSING:
+                raise busy
+            transition_attempt(attempt, AttemptStatus.CANCELLED, source="checkout", changes={
+                "failure_reason": Reason.CANCELLED.value, "failure_code": "abandoned",
+                "failure_message": f"The shopper chose again; {gateway.name} had not confirmed this attempt"},
+                reason=f"the shopper chose again; {gateway.name} had not confirmed attempt {attempt.number}")
+            after_attempt_ended(payment, attempt, reason="the shopper chose again", source="checkout")
+            db.session.commit()
+
+
 def cancel_payment(payment, *, source, reason="Cancelled"):
-    """Cancel an open payment; return whether it was cancelled. Commits."""
+    """Cancel an open payment; return whether it was cancelled. Commits.
+
+    Its open attempts end with it (at gateways that can end them, they are ended there first, so none can
+    charge the shopper later; one that still does is recorded as a late success, never dropped).
+    """
+    if payment.status in OPEN:
+        for attempt in [a for a in payment.attempts if a.is_open]:
+            gateway, account = get_gateway(attempt.gateway), payment.merchant.gateway_account(attempt.gateway)
+            if gateway.can_cancel and account is not None and attempt.reference is not None:
+                info, ctx = payment_info(payment, attempt), context_for(account)
+                db.session.commit()
+                try:
+                    gateway.cancel(info, ctx)
+                except GatewayError as exc:
+                    log.warning("could not end attempt %s at %s: %s", attempt.public_id, gateway.code, exc)
+                db.session.refresh(attempt)
+            transition_attempt(attempt, AttemptStatus.CANCELLED, reason=reason, source=source,
+                               changes={"failure_reason": Reason.CANCELLED.value, "failure_code": "cancelled"})
     applied = transition(payment, Status.CANCELLED, reason=reason, source=source)
     db.session.commit()
     return applied

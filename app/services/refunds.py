@@ -40,12 +40,12 @@ from sqlalchemy import func, select, update
 from app.extensions import db
 from app.gateways import get_gateway
 from app.gateways.base import GatewayError
-from app.models import Payment, PaymentEvent, Refund, utcnow
+from app.models import Payment, PaymentAttempt, PaymentEvent, Refund, utcnow
 from app.serializers import refund_dict
 from app.services.errors import NotFound, ValidationError
 from app.services.gateways import context_for, payment_info
 from app.services.outbox import emit
-from app.state_machine import Status, transition
+from app.state_machine import AttemptStatus, Status, transition
 
 log = logging.getLogger(__name__)
 
@@ -63,8 +63,12 @@ def _exceeds(payment, amount):
         "still refundable on this payment", field="amount", code="refund_exceeds_captured")
 
 
-def build_refund(payment, amount=None, reason=None, *, source):
-    """Validate and reserve a refund and add it to the session (no commit); see request_refund."""
+def build_refund(payment, amount=None, reason=None, *, source, attempt=None):
+    """Validate and reserve a refund and add it to the session (no commit); see request_refund.
+
+    attempt: an extra attempt of a double payment whose money goes back (its own amount is reserved, the
+    payment's status does not change); by default the attempt that paid the payment.
+    """
     if amount is not None and (isinstance(amount, bool) or not isinstance(amount, int)):
         raise ValidationError("amount must be an integer in minor units", field="amount", code="invalid_type")
     if amount is not None and amount < 1:
@@ -72,7 +76,28 @@ def build_refund(payment, amount=None, reason=None, *, source):
     if reason is not None and (not isinstance(reason, str) or len(reason) > 500):
         raise ValidationError("reason must be a string of at most 500 characters", field="reason")
     db.session.refresh(payment)
-    if payment.status not in REFUNDABLE:
+    if attempt is not None and attempt.id != payment.succeeded_attempt_id:
+        amount = _reserve_extra(attempt, amount)
+    else:
+        attempt = payment.succeeded_attempt
+        amount = _reserve(payment, amount)
+    refund = Refund(payment_id=payment.id, merchant_id=payment.merchant_id, amount=amount,
+                    currency=payment.currency, reason=reason or None, status="pending", gateway=attempt.gateway,
+                    attempt_id=attempt.id, attempts=0, next_attempt_at=utcnow())
+    db.session.add(refund)
+    db.session.flush()
+    db.session.add(PaymentEvent(payment_id=payment.id, attempt_id=attempt.id, kind="refund", gateway=attempt.gateway,
+                                message=f"Refund {refund.public_id} of {amount} of attempt {attempt.number} "
+                                        f"requested [{source}]",
+                                data={"refund": refund.public_id, "amount": amount, "reason": reason}))
+    db.session.flush()
+    db.session.info.setdefault("refunds_created", []).append(refund.id)
+    return refund
+
+
+def _reserve(payment, amount):
+    """Reserve `amount` (default: all that is left) of a paid payment with a compare-and-set; return it."""
+    if payment.status not in REFUNDABLE or payment.succeeded_attempt_id is None:
         raise _not_refundable(payment)
     if amount is None:
         amount = payment.amount - payment.amount_refunded
@@ -88,24 +113,35 @@ def build_refund(payment, amount=None, reason=None, *, source):
     db.session.refresh(payment)
     if reserved != 1:
         raise _not_refundable(payment) if payment.status not in REFUNDABLE else _exceeds(payment, amount)
-    refund = Refund(payment_id=payment.id, merchant_id=payment.merchant_id, amount=amount,
-                    currency=payment.currency, reason=reason or None, status="pending", gateway=payment.gateway,
-                    attempts=0, next_attempt_at=utcnow())
-    db.session.add(refund)
-    db.session.flush()
-    db.session.add(PaymentEvent(payment_id=payment.id, kind="refund", gateway=payment.gateway,
-                                message=f"Refund {refund.public_id} of {amount} requested [{source}]",
-                                data={"refund": refund.public_id, "amount": amount, "reason": reason}))
-    db.session.flush()
-    db.session.info.setdefault("refunds_created", []).append(refund.id)
-    return refund
+    return amount
 
 
-def request_refund(payment, amount=None, reason=None, *, source):
+def _reserve_extra(attempt, amount):
+    """The same for an extra attempt of a double payment: its own amount, reserved on the attempt."""
+    db.session.refresh(attempt)
+    if attempt.status != AttemptStatus.SUCCEEDED:
+        raise ValidationError(f"a {attempt.status} attempt cannot be refunded", code="attempt_not_refundable")
+    left = attempt.amount - attempt.amount_refunded
+    amount = left if amount is None else amount
+    reserved = amount >= 1 and db.session.execute(
+        update(PaymentAttempt)
+        .where(PaymentAttempt.id == attempt.id, PaymentAttempt.amount_refunded + amount <= PaymentAttempt.amount,
+               PaymentAttempt.status == AttemptStatus.SUCCEEDED.value)
+        .values(amount_refunded=PaymentAttempt.amount_refunded + amount)
+        .execution_options(synchronize_session=False)
+    ).rowcount == 1
+    db.session.refresh(attempt)
+    if not reserved:
+        raise ValidationError(f"the refund of {amount} exceeds the {max(left, 0)} still refundable on attempt "
+                              f"{attempt.number}", field="amount", code="refund_exceeds_captured")
+    return amount
+
+
+def request_refund(payment, amount=None, reason=None, *, source, attempt=None):
     """Accept a refund of `amount` (default: all that is left) and commit; the gateway is asked by a job
     enqueued after the commit. Raises ValidationError `refund_exceeds_captured` or `payment_not_refundable`."""
     try:
-        refund = build_refund(payment, amount, reason, source=source)
+        refund = build_refund(payment, amount, reason, source=source, attempt=attempt)
     except ValidationError:
         db.session.rollback()
         raise
@@ -169,7 +205,7 @@ def process_refund(refund_id):
     if account is None:
         return _settle(refund, "failed", message="the payment's gateway account no longer exists")
     gateway = get_gateway(refund.gateway)
-    info, ctx, amount, key = payment_info(payment, refund.gateway), context_for(account), refund.amount, refund.public_id
+    info, ctx, amount, key = payment_info(payment, refund.attempt), context_for(account), refund.amount, refund.public_id
     attempts = refund.attempts
     db.session.commit()  # the claim is visible; no transaction held during the gateway call
     try:
@@ -334,18 +370,32 @@ def _settle(refund, status, *, message=None, raw=None, waiting_only=False):
         db.session.rollback()
         return db.session.get(Refund, refund.id).status
     payment = db.session.get(Payment, refund.payment_id)
+    extra = refund.attempt_id is not None and refund.attempt_id != payment.succeeded_attempt_id
     if status == "failed":
-        db.session.execute(
-            update(Payment).where(Payment.id == payment.id)
-            .values(amount_refunded=Payment.amount_refunded - refund.amount)
-            .execution_options(synchronize_session=False)
-        )
-        db.session.add(PaymentEvent(payment_id=payment.id, kind="refund", gateway=refund.gateway,
+        if extra:  # release what was reserved on the attempt of a double payment
+            db.session.execute(
+                update(PaymentAttempt).where(PaymentAttempt.id == refund.attempt_id)
+                .values(amount_refunded=PaymentAttempt.amount_refunded - refund.amount)
+                .execution_options(synchronize_session=False))
+        else:
+            db.session.execute(
+                update(Payment).where(Payment.id == payment.id)
+                .values(amount_refunded=Payment.amount_refunded - refund.amount)
+                .execution_options(synchronize_session=False)
+            )
+        db.session.add(PaymentEvent(payment_id=payment.id, attempt_id=refund.attempt_id, kind="refund",
+                                    gateway=refund.gateway, data=raw,
                                     message=f"Refund {refund.public_id} of {refund.amount} failed: "
-                                            f"{message or 'declined by the gateway'}", data=raw))
+                                            f"{message or 'declined by the gateway'}"))
+    elif extra:  # the double charge went back; the payment itself stays paid
+        db.session.add(PaymentEvent(payment_id=payment.id, attempt_id=refund.attempt_id, kind="refund",
+                                    gateway=refund.gateway, data=raw,
+                                    message=f"Refund {refund.public_id} of {refund.amount} of the double charge "
+                                            "succeeded" + (f": {message}" if message else "")))
     else:
         succeeded = db.session.scalar(select(func.coalesce(func.sum(Refund.amount), 0)).where(
-            Refund.payment_id == payment.id, Refund.status == "succeeded"))
+            Refund.payment_id == payment.id, Refund.status == "succeeded",
+            (Refund.attempt_id == payment.succeeded_attempt_id) | Refund.attempt_id.is_(None)))
         target = Status.REFUNDED if succeeded >= payment.amount else Status.PARTIALLY_REFUNDED
         transition(payment, target, reason=f"Refund {refund.public_id} of {refund.amount} succeeded"
                                            + (f": {message}" if message else ""),

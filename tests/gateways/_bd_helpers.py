@@ -85,7 +85,7 @@ def adapter_and_context(payment, code):
     """The adapter, a PaymentInfo and the merchant's GatewayContext, as the services build them."""
     db.session.rollback()
     db.session.refresh(payment)
-    return get_gateway(code), payment_info(payment, code), context_for(payment.merchant.gateway_account(code))
+    return get_gateway(code), payment_info(payment), context_for(payment.merchant.gateway_account(code))
 
 
 def pay_another_amount_for(http, payment, code, amount, **fields):

@@ -145,7 +145,7 @@ def adapter_for(payment, code):
 
     db.session.rollback()
     db.session.refresh(payment)
-    return get_gateway(code), payment_info(payment, code), context_for(payment.merchant.gateway_account(code))
+    return get_gateway(code), payment_info(payment), context_for(payment.merchant.gateway_account(code))
 
 
 def settle_by_query(payment, code):

@@ -275,7 +275,7 @@ def test_status_query_settles_a_payment_whose_return_never_came(http, factories)
     gateway, info, ctx = adapter_and_context(payment, "bkash")
     result = gateway.query(info, ctx)
     assert result.outcome == Outcome.CANCELLED
-    applied, _ = apply_result(payment, "bkash", result, source="reconcile")
+    applied, _ = apply_result(payment, payment.current_attempt, result, source="reconcile")
     db.session.commit()
     assert applied and reload(payment).status == "cancelled"
 

@@ -248,7 +248,7 @@ def _settle_by_query(http, key, code):
     gateway = get_gateway(code)
     result = gateway.query(payment_info(payment), context_for(payment.merchant.gateway_account(code)))
     assert result.outcome == Outcome.SUCCEEDED and result.amount == payment.amount and result.currency == "BDT"
-    applied, _ = apply_result(payment, code, result, source="reconciliation")
+    applied, _ = apply_result(payment, payment.current_attempt, result, source="reconciliation")
     db.session.commit()
     assert applied
     return payment_by_public_id(created["id"])
@@ -318,7 +318,7 @@ def test_wrong_credentials_get_sslcommerz_errors(http, shop, code):
     calls = db.session.query(PaymentEvent).filter_by(payment_id=payment.id, kind="gateway_call").all()
     assert "Store Credential Error" in calls[-1].message
     with pytest.raises(GatewayError) as exc:
-        get_gateway(code).query(payment_info(payment, code), context_for(account))
+        get_gateway(code).query(payment_info(payment), context_for(account))
     assert exc.value.code == "FAILED"
 
 

@@ -294,7 +294,7 @@ def _settle_by_query(http, key):
     ctx = context_for(payment.merchant.gateway_account("stripe"))
     result = get_gateway("stripe").query(payment_info(payment), ctx)
     assert result.outcome == Outcome.SUCCEEDED and (result.amount, result.currency) == (12_500, "USD")
-    applied, _ = apply_result(payment, "stripe", result, source="reconciliation")
+    applied, _ = apply_result(payment, payment.current_attempt, result, source="reconciliation")
     db.session.commit()
     assert applied
     return payment_by_public_id(created["id"]), ctx

@@ -58,10 +58,18 @@ def payment_of(created):
 
 
 def timeline(payment):
+    """The payment's timeline without its attempts' own lines (those are checked by `attempts()`)."""
     db.session.rollback()
     return [(e.kind, e.from_status, e.to_status, e.verified)
-            for e in db.session.scalars(select(PaymentEvent).where(PaymentEvent.payment_id == payment.id)
+            for e in db.session.scalars(select(PaymentEvent).where(PaymentEvent.payment_id == payment.id,
+                                                                   PaymentEvent.kind != "attempt")
                                         .order_by(PaymentEvent.id))]
+
+
+def attempts(payment):
+    """[(number, gateway, status, failure_code, failure_reason)] of the payment's attempts."""
+    db.session.rollback()
+    return [(a.number, a.gateway, a.status, a.failure_code, a.failure_reason) for a in reload(payment).attempts]
 
 
 def last_event(payment):
@@ -136,7 +144,7 @@ def test_the_acquirers_webhook_after_the_return_is_a_verified_duplicate(http, sh
     assert run_jobs() >= 1
     reload(payment)
     assert payment.status == "succeeded"
-    assert payment.version == 2  # processing, succeeded: the webhook changed nothing
+    assert payment.version == 3  # the attempt, processing, succeeded: the webhook changed nothing
     added = timeline(payment)[len(before):]
     assert added == [("callback", None, None, True)]
     webhook = last_event(payment)
@@ -162,34 +170,73 @@ def test_the_webhook_alone_settles_a_payment_whose_shopper_never_came_back(http,
     r = http.get(r.headers["Location"])
     assert "Payment successful" in r.text
     reload(payment)
-    assert payment.version == 2
+    assert payment.version == 3
     assert outbox_types(payment) == ["payment.processing", "payment.succeeded"]
 
 
-@pytest.mark.parametrize("card, code, message", [
-    (DECLINED, "card_declined", "Your card was declined."),
-    (NO_FUNDS, "insufficient_funds", "Your card has insufficient funds."),
+@pytest.mark.parametrize("card, code, reason, told", [
+    (DECLINED, "card_declined", "declined", "Your payment was declined."),
+    (NO_FUNDS, "insufficient_funds", "insufficient_funds", "There was not enough money in the account."),
 ])
-def test_declined_cards_fail_the_payment(http, shop, run_jobs, card, code, message):
+def test_a_declined_card_ends_the_attempt_and_the_shopper_can_try_again(http, shop, run_jobs, card, code,
+                                                                         reason, told):
     _, headers = shop
     created = create_payment(http, headers)
     r = submit_card(http, choose_testcard(http, created), card)
-    assert r.url.endswith("/result")
-    assert "Payment failed" in r.text and message in r.text
-    assert 'http-equiv="refresh"' not in r.text
     payment = payment_of(created)
-    assert (payment.status, payment.failure_code, payment.failure_message) == ("failed", code, message)
-    assert payment.card_summary == "Visa •••• " + card[-4:]
-    assert timeline(payment) == STARTED + [("status_change", "processing", "failed", None),
+    # Back on the checkout page, told in plain words why, with the methods to try again.
+    assert r.url.endswith(f"/pay/{payment.checkout_token}")
+    assert told in r.text and 'value="testcard"' in r.text
+    assert "Your card was declined." not in r.text and code not in r.text  # the acquirer's own words are not shown
+    assert payment.status == "pending"
+    assert attempts(payment) == [(1, "testcard", "failed", code, reason)]
+    assert payment.attempts[0].failure_message.startswith("Your card")  # kept for the merchant
+    assert timeline(payment) == STARTED + [("status_change", "processing", "pending", None),
                                            ("callback", None, None, True)]
-    assert outbox_types(payment) == ["payment.processing", "payment.failed"]
-    run_jobs()
+    assert outbox_types(payment) == ["payment.processing", "payment.attempt_failed"]
+    failed = db.session.scalars(select(OutboxEvent).where(OutboxEvent.type == "payment.attempt_failed")).one()
+    assert failed.payload["data"]["object"]["attempt"]["failure_code"] == code
+    assert failed.payload["data"]["object"]["status"] == "pending"
+    run_jobs()  # the acquirer's webhook of the same decline changes nothing
     assert timeline(payment)[-1] == ("callback", None, None, True)
-    assert outbox_types(payment) == ["payment.processing", "payment.failed"]
-    assert http.get(f"/api/v1/payments/{created['id']}", headers=headers).json()["failure_code"] == code
+    assert outbox_types(payment) == ["payment.processing", "payment.attempt_failed"]
+    api = http.get(f"/api/v1/payments/{created['id']}", headers=headers).json()
+    assert api["status"] == "pending" and api["attempts"][0]["failure_code"] == code
 
 
-def test_three_wrong_codes_fail_the_payment(http, shop):
+def test_a_decline_then_a_good_card_pays_one_payment(http, shop, run_jobs):
+    _, headers = shop
+    created = create_payment(http, headers)
+    submit_card(http, choose_testcard(http, created), DECLINED)
+    r = submit_card(http, choose_testcard(http, created), PLAIN_VISA)
+    assert "Payment successful" in r.text
+    payment = payment_of(created)
+    run_jobs()
+    reload(payment)
+    assert payment.status == "succeeded" and not payment.double_payment
+    assert [a[:3] for a in attempts(payment)] == [(1, "testcard", "failed"), (2, "testcard", "succeeded")]
+    assert payment.succeeded_attempt_id == payment.attempts[1].id
+    assert payment.gateway_reference == payment.attempts[1].reference != payment.attempts[0].reference
+    assert outbox_types(payment) == ["payment.processing", "payment.attempt_failed", "payment.processing",
+                                     "payment.succeeded"]
+    api = http.get(f"/api/v1/payments/{created['id']}/attempts", headers=headers).json()
+    assert [a["status"] for a in api["data"]] == ["failed", "succeeded"]
+
+
+def test_the_last_allowed_try_failing_fails_the_payment(http, shop, app, monkeypatch):
+    monkeypatch.setitem(app.config, "CHECKOUT_MAX_ATTEMPTS", 2)
+    _, headers = shop
+    created = create_payment(http, headers)
+    submit_card(http, choose_testcard(http, created), DECLINED)
+    r = submit_card(http, choose_testcard(http, created), NO_FUNDS)
+    payment = payment_of(created)
+    assert payment.status == "failed" and payment.failure_code == "insufficient_funds"
+    assert r.url.endswith("/result") and "Payment failed" in r.text
+    assert http.get(created["checkout_url"]).status_code == 410
+    assert outbox_types(payment)[-2:] == ["payment.failed", "payment.attempt_failed"]
+
+
+def test_three_wrong_codes_end_the_attempt(http, shop):
     _, headers = shop
     created = create_payment(http, headers)
     r = submit_card(http, choose_testcard(http, created), OTP_CARD)
@@ -200,11 +247,11 @@ def test_three_wrong_codes_fail_the_payment(http, shop):
         assert f"{left} attempt" in r.text
         assert payment_of(created).status == "processing"
     r = http.post(otp_url, data={"otp": "654321"})
-    assert r.url.endswith("/result")
-    assert "Payment failed" in r.text
+    assert "The one-time code was wrong." in r.text
     payment = payment_of(created)
-    assert (payment.status, payment.failure_code) == ("failed", "authentication_failed")
-    assert outbox_types(payment) == ["payment.processing", "payment.failed"]
+    assert payment.status == "pending"
+    assert attempts(payment) == [(1, "testcard", "failed", "authentication_failed", "wrong_code")]
+    assert outbox_types(payment) == ["payment.processing", "payment.attempt_failed"]
 
 
 @pytest.mark.parametrize("fields, error", [
@@ -232,14 +279,15 @@ def test_invalid_card_details_are_a_form_error_and_change_nothing(http, shop, ru
     assert "Payment successful" in submit_card(http, card_url, PLAIN_VISA).text
 
 
-def test_cancelling_at_the_acquirer_cancels_the_payment(http, shop):
+def test_cancelling_at_the_acquirer_ends_the_attempt_only(http, shop):
     _, headers = shop
     created = create_payment(http, headers)
     r = http.post(choose_testcard(http, created), data={"outcome": "cancel"})
-    assert "Payment cancelled" in r.text
+    assert "The payment was cancelled. You can try again" in r.text and 'value="testcard"' in r.text
     payment = payment_of(created)
-    assert payment.status == "cancelled"
-    assert outbox_types(payment) == ["payment.processing", "payment.cancelled"]
+    assert payment.status == "pending"
+    assert attempts(payment) == [(1, "testcard", "cancelled", "cancelled", "cancelled")]
+    assert outbox_types(payment) == ["payment.processing", "payment.attempt_failed"]
 
 
 # --- webhooks that must be refused --------------------------------------------------------------------------
@@ -338,7 +386,7 @@ def test_the_same_event_twice_applies_once(http, paid_webhook):
     second = post_webhook(http, body, sign(secret, body))
     assert (first.json()["result"], second.json()["result"]) == ("ok", "duplicate")
     reload(payment)
-    assert payment.status == "succeeded" and payment.version == 2
+    assert payment.status == "succeeded" and payment.version == 3
     assert outbox_types(payment) == ["payment.processing", "payment.succeeded"]
     callbacks = payment.events.filter_by(kind="callback").all()
     assert len(callbacks) == 2 and all(c.verified for c in callbacks)

@@ -9,7 +9,7 @@ from sqlalchemy import update
 
 from app.dashboard import queries
 from app.extensions import db
-from app.models import Payment, utcnow
+from app.models import Payment, PaymentAttempt, utcnow
 from app.state_machine import Status, transition
 from tests.helpers import reload
 from tests.payflow import pay
@@ -18,7 +18,15 @@ from tests.web.dashboard.conftest import token_of
 
 def _set(payment, status=None, days_ago=None, gateway=None):
     """Test setup: move a payment through the state machine, and/or back-date it."""
-    if status:
+    if status == Status.SUCCEEDED:  # paid through an attempt, as a gateway's confirmation would
+        from app.gateways.base import CallbackResult, Outcome
+        from app.services.callbacks import apply_result
+        from app.state_machine import open_attempt
+
+        attempt = open_attempt(payment, gateway or "testcard")
+        apply_result(payment, attempt, CallbackResult(Outcome.SUCCEEDED, amount=payment.amount,
+                                                      currency=payment.currency), source="test")
+    elif status:
         if status != Status.PENDING and Status(payment.status) == Status.PENDING and status != Status.PROCESSING:
             transition(payment, Status.PROCESSING, reason="test", source="test")
         transition(payment, status, reason="test", source="test", changes={"gateway": gateway or "testcard"})
@@ -52,10 +60,11 @@ def test_filters_combine_and_search_each_field(signed_in, merchant, factories):
     assert get(q=b.public_id) == ["B"]
     assert get(q="ana@shop.example") == ["D"]
     assert get(q="ANA@shop.example", status="pending") == ["D"]
-    db.session.execute(update(Payment).where(Payment.id == a.id).values(gateway_reference="cs_test_x1",
-                                                                         gateway_transaction_id="txn_77"))
+    db.session.execute(update(PaymentAttempt).where(PaymentAttempt.payment_id == a.id).values(
+        reference="cs_test_x1", transaction_id="txn_77"))
     db.session.commit()
     assert get(q="cs_test_x1") == ["A"] and get(q="txn_77") == ["A"]
+    assert get(q=a.attempts[0].public_id) == ["A"]  # our id for the attempt, as the gateway shows it
     assert get(q="nothing-like-this") == []
     page = signed_in.get("/dashboard/payments", query_string={"status": "nope", "from": "yesterday"})
     assert "Ignored filter: unknown status" in page.text and "is not a date" in page.text
