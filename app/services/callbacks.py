@@ -125,8 +125,10 @@ def handle_callback(code, kind, req):
         return Handled(Ack.NOT_FOUND)
     if not attempt.is_open and gateway.captures_on_callback:
         # We never capture money for an attempt we ended (the shopper moved on): it cannot charge them.
-        _record(attempt, code, kind, raw, verified=None,
-                message=f"attempt {attempt.number} is {attempt.status}: not captured, no change")
+        _record(attempt, code, kind, raw, verified=None, message=(
+            f"attempt {attempt.number} is {attempt.status} "
+            + ("(already applied, no change)" if attempt.status == AttemptStatus.SUCCEEDED
+               else "(ended here: not captured, no change)")))
         db.session.commit()
         return Handled(Ack.DUPLICATE, payment)
 
@@ -221,6 +223,8 @@ def apply_result(payment, attempt, result, *, source):
         changes = {"failure_reason": Reason(why).value, "failure_message": (result.message or outcome.value)[:500]}
         if result.failure_code:
             changes["failure_code"] = result.failure_code[:64]
+        if result.gateway_transaction_id:
+            changes["transaction_id"] = result.gateway_transaction_id
         if not transition_attempt(attempt, _ENDED[outcome], reason=reason, source=source, data=data,
                                   changes=changes):
             return False, Ack.DUPLICATE

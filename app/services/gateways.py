@@ -33,8 +33,9 @@ def context_for(account, shopper_ip="127.0.0.1"):
 
 
 def payment_info(payment, attempt=None):
-    """A DB-free snapshot of `payment` as `attempt` (default: the current one) put it to its gateway."""
+    """A DB-free snapshot of `payment` as `attempt` (default: the current one, if any) put it to its gateway."""
     attempt = attempt or payment.current_attempt
+    own = attempt is None or attempt.id == payment.succeeded_attempt_id
     return PaymentInfo(
         id=payment.public_id,
         amount=payment.amount,
@@ -46,13 +47,12 @@ def payment_info(payment, attempt=None):
         created_at=payment.created_at,
         expires_at=payment.expires_at,
         checkout_token=payment.checkout_token,
-        gateway_reference=attempt.reference,
-        gateway_transaction_id=attempt.transaction_id,
-        gateway_data=dict(attempt.data or {}),
-        amount_refunded=payment.amount_refunded if attempt.id == payment.succeeded_attempt_id
-        else attempt.amount_refunded,
+        gateway_reference=attempt.reference if attempt else None,
+        gateway_transaction_id=attempt.transaction_id if attempt else None,
+        gateway_data=dict(attempt.data or {}) if attempt else {},
+        amount_refunded=payment.amount_refunded if own else attempt.amount_refunded,
         merchant_name=payment.merchant.name if payment.merchant else "",
-        order_id=attempt.public_id,
+        order_id=attempt.public_id if attempt else "",
         locale=payment.locale or "en",
     )
 

@@ -92,7 +92,7 @@ def pay_another_amount_for(http, payment, code, amount, **fields):
     """Pay, at the gateway, an order for `amount` that is attached to `payment` (a tampered amount), and return."""
     gateway, info, ctx = adapter_and_context(payment, code)
     other = gateway.start(replace(info, amount=amount), ctx)
-    payment.gateway_reference = other.gateway_reference
+    payment.current_attempt.reference = other.gateway_reference
     db.session.commit()
     http.get(choose_outcome(http, other.action.url, "success", **fields))
 

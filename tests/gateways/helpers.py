@@ -248,3 +248,26 @@ def scheduled_notifications():
         job = queue.fetch_job(job_id)
         found.append((registry.get_scheduled_time(job_id).timestamp() - time.time(), job.kwargs["attempt"]))
     return found
+
+
+def last_attempt(payment):
+    """The payment's latest attempt, as committed."""
+    db.session.rollback()
+    db.session.refresh(payment)
+    return payment.attempts[-1]
+
+
+def order_id(payment):
+    """Our order id at the gateway for the payment's latest attempt (VNPay vnp_TxnRef, Midtrans order_id, …)."""
+    return last_attempt(payment).public_id
+
+
+def assert_attempt_ended(payment, status, failure_code=None):
+    """The latest attempt ended as `status` and the payment is open again for another try."""
+    attempt = last_attempt(payment)
+    assert (payment.status, attempt.status) == ("pending", status), (payment.status, attempt.status)
+    if failure_code is not None:
+        assert attempt.failure_code == failure_code, attempt.failure_code
+    assert "payment.attempt_failed" in outbox_types(payment)
+    assert f"payment.{status}" not in outbox_types(payment)
+    return attempt

@@ -25,7 +25,7 @@ from tests.gateways._sc_helpers import (
     queued_notifications,
     transitions,
 )
-from tests.gateways.helpers import assert_offered_everywhere, race
+from tests.gateways.helpers import assert_attempt_ended, assert_offered_everywhere, order_id, race
 
 # ../shared/gateways.md §6.2, checked with stripe-python 16.1.0.
 VECTOR_PAYLOAD = '{"id":"evt_test_webhook","object":"event","type":"checkout.session.completed"}'
@@ -147,7 +147,7 @@ def test_full_path_success(http, shop, run_jobs, sdk):
     hook = [e for e in callback_events(payment) if e.message.startswith("webhook:")]
     assert [e.verified for e in hook] == [True] and hook[0].dedupe_key.startswith("stripe:evt_test_")
     session = sdk.v1.checkout.sessions.retrieve(payment.gateway_reference)
-    assert session.client_reference_id == payment.public_id and session.customer_email == "ana@example.com"
+    assert session.client_reference_id == order_id(payment) and session.customer_email == "ana@example.com"
     r = http.get(return_url, allow_redirects=False)
     assert r.status_code == 303 and r.headers["Location"] == f"/pay/{payment.checkout_token}/result"
     assert "Payment successful" in http.get(r.headers["Location"]).text
@@ -186,11 +186,16 @@ def test_delayed_payment_settles_by_async_event(http, shop, run_jobs, outcome, s
     assert payment_by_public_id(created["id"]).status == "processing"
     run_jobs(advance=10)  # the bank answers; Stripe sends checkout.session.async_payment_*
     payment = payment_by_public_id(created["id"])
-    assert payment.status == status and transitions(payment, status) == 1
-    assert db.session.query(OutboxEvent).filter_by(payment_id=payment.id, type=f"payment.{status}").count() == 1
+    if status == "succeeded":
+        assert payment.status == status and transitions(payment, status) == 1
+        assert db.session.query(OutboxEvent).filter_by(payment_id=payment.id, type="payment.succeeded").count() == 1
+    else:  # the bank said no: this attempt failed, the shopper may pay another way
+        assert_attempt_ended(payment, "failed", "async_payment_failed")
+        assert db.session.query(OutboxEvent).filter_by(payment_id=payment.id,
+                                                       type="payment.attempt_failed").count() == 1
 
 
-def test_cancel_expires_the_session_and_cancels(http, shop, run_jobs, sdk):
+def test_leaving_checkout_expires_the_session_and_ends_the_attempt(http, shop, run_jobs, sdk):
     merchant, key = shop
     created, cancel_url = _pay(http, key, outcome="cancel")
     payment = payment_by_public_id(created["id"])
@@ -200,11 +205,13 @@ def test_cancel_expires_the_session_and_cancels(http, shop, run_jobs, sdk):
     assert sdk.v1.checkout.sessions.retrieve(payment.gateway_reference).status == "open"
     r = http.get(cancel_url, allow_redirects=False)
     assert r.status_code == 303 and r.headers["Location"].endswith("/result")
-    assert payment_by_public_id(created["id"]).status == "cancelled"
+    assert_attempt_ended(payment_by_public_id(created["id"]), "cancelled", "cancelled")
     assert sdk.v1.checkout.sessions.retrieve(payment.gateway_reference).status == "expired"
+    # The result page sends the shopper back to choose again.
+    assert http.get(r.headers["Location"]).url.endswith(f"/pay/{payment.checkout_token}")
     run_jobs()  # checkout.session.expired arrives afterwards: acknowledged, nothing changes
     payment = payment_by_public_id(created["id"])
-    assert payment.status == "cancelled" and transitions(payment, "cancelled") == 1
+    assert payment.status == "pending" and payment.attempts[0].status == "cancelled"
 
 
 def test_duplicate_webhook_is_applied_once(http, shop):
@@ -340,9 +347,12 @@ def test_long_payment_outlives_its_stripe_session(http, shop, sdk, run_jobs):
     assert session.expires_at - time.time() <= 86400
     sdk.v1.checkout.sessions.expire(payment.gateway_reference)  # as Stripe does after 24 h
     run_jobs()
-    assert payment_by_public_id(created["id"]).status == "processing"
+    # That attempt is over; the payment is open for another until its own expiry, two days later.
+    payment = payment_by_public_id(created["id"])
+    assert (payment.status, payment.attempts[0].status) == ("pending", "expired")
     last = callback_events(payment)[-1]
-    assert last.verified and last.data["type"] == "checkout.session.expired" and last.message.startswith("webhook: none")
+    assert last.verified and last.data["type"] == "checkout.session.expired" and last.message.startswith("webhook: expired")
+    assert 'value="stripe"' in http.get(created["checkout_url"]).text
 
 
 def test_simulator_speaks_stripes_api(sdk, live_url):
@@ -456,7 +466,7 @@ def test_charge_carries_the_payment_intent_metadata_not_the_sessions(http, shop,
     run_jobs()
     payment = payment_by_public_id(created["id"])
     session = sdk.v1.checkout.sessions.retrieve(payment.gateway_reference, params={"expand": ["payment_intent"]})
-    expected = {"payment_id": payment.public_id, "attempt_id": payment.public_id, "reference": "ORDER-1"}
+    expected = {"payment_id": payment.public_id, "attempt_id": order_id(payment), "reference": "ORDER-1"}
     assert session.payment_intent.metadata.to_dict() == expected
     get_gateway("stripe").refund(payment_info(payment), 2_500, "re_meta", context_for(
         payment.merchant.gateway_account("stripe")))

@@ -28,6 +28,9 @@ from app.sandbox._common import load
 from app.sandbox.vnpay import SANDBOX_CREDENTIALS
 from app.services.gateways import update_gateway_account
 from tests.gateways.helpers import (
+    assert_attempt_ended,
+    last_attempt,
+    order_id,
     ScriptedReceiver,
     adapter_for,
     api_payment,
@@ -91,7 +94,7 @@ def test_success_through_checkout_simulator_return_and_ipn(http, factories, run_
     payment, pay_url = start(http, factories, amount=150_000)
     sent = query_of(pay_url)
     assert pay_url.startswith(f"{http.base_url}/sandbox/vnpay/paymentv2/vpcpay.html?")
-    assert sent["vnp_Amount"] == "15000000" and sent["vnp_TxnRef"] == payment.public_id
+    assert sent["vnp_Amount"] == "15000000" and sent["vnp_TxnRef"] == order_id(payment)
     assert sent["vnp_ReturnUrl"] == f"{http.base_url}/callbacks/vnpay/return"
     assert sent["vnp_ExpireDate"] == (payment.expires_at + timedelta(hours=7)).strftime("%Y%m%d%H%M%S")
     assert "vnp_SecureHashType" not in sent and verify_params(SECRET, sent)
@@ -117,9 +120,8 @@ def test_success_through_checkout_simulator_return_and_ipn(http, factories, run_
 def test_failure_and_cancel(http, factories, run_jobs, outcome, status, code):
     payment, _ = pay(http, factories, outcome)
     run_jobs()
-    assert reload(payment).status == status and payment.failure_code == code
-    assert payment.gateway_transaction_id is None if outcome == "cancel" else payment.gateway_transaction_id
-    assert f"payment.{status}" in outbox_types(payment)
+    attempt = assert_attempt_ended(payment, status, code)
+    assert attempt.transaction_id is None if outcome == "cancel" else attempt.transaction_id
 
 
 def test_duplicate_ipn_is_answered_02_and_changes_nothing(http, factories, run_jobs):
@@ -276,7 +278,7 @@ def test_partial_then_full_refund(http, factories, run_jobs):
     assert rest.status == "succeeded"
     more = gateway.refund(info, 1_000, "rf_more", ctx)
     assert (more.status, more.raw["vnp_ResponseCode"]) == ("failed", "02")
-    assert load("vnpay", "txn", payment.public_id)["amount_refunded"] == 15_000_000
+    assert load("vnpay", "txn", order_id(payment))["amount_refunded"] == 15_000_000
 
 
 def test_refund_of_an_unpaid_order_is_91(http, factories):
@@ -295,7 +297,7 @@ def test_refund_answered_99_is_unknown_and_waits_for_a_person(http, factories, r
     gateway, info, ctx = adapter_for(payment, VN)
     result = gateway.refund(info, 10_000, "rf_99", replace(ctx, credentials={**ctx.credentials, "tmn_code": "NOPE0000"}))
     assert (result.status, result.raw["vnp_ResponseCode"]) == ("unknown", "99")
-    assert load("vnpay", "txn", payment.public_id)["amount_refunded"] == 0
+    assert load("vnpay", "txn", order_id(payment))["amount_refunded"] == 0
 
     update_gateway_account(payment.merchant, "vnpay", enabled=True, mode="sandbox", credentials={"tmn_code": "NOPE0000"})
     refund = refund_through_service(payment, 10_000, run_jobs)
@@ -311,7 +313,7 @@ def test_full_refund_is_type_02(http, factories, run_jobs):
     assert result.status == "succeeded" and result.raw["vnp_TransactionType"] == "02"
     again = gateway.refund(info, 20_000, "rf_full", ctx)  # the same request id within 5 minutes: 94
     assert (again.status, again.raw["vnp_ResponseCode"]) == ("unknown", "94")  # our earlier attempt got there
-    assert load("vnpay", "txn", payment.public_id)["amount_refunded"] == 2_000_000  # refunded once
+    assert load("vnpay", "txn", order_id(payment))["amount_refunded"] == 2_000_000  # refunded once
     [key] = get_redis().keys("sandbox:vnpay:request:*rffull")
     assert 0 < get_redis().ttl(key) <= 300  # VNPay's duplicate window is 5 minutes
 
@@ -347,8 +349,8 @@ def api_call(http, body, order=REFUND_ORDER, secret=SECRET):
 def refund_body(payment, params, **changes):
     return {"vnp_RequestId": f"r{time.time_ns()}", "vnp_Version": "2.1.0", "vnp_Command": "refund",
             "vnp_TmnCode": SANDBOX_CREDENTIALS["tmn_code"], "vnp_TransactionType": "03",
-            "vnp_TxnRef": payment.public_id, "vnp_Amount": "1000000", "vnp_TransactionNo": params["vnp_TransactionNo"],
-            "vnp_TransactionDate": load("vnpay", "txn", payment.public_id)["create_date"], "vnp_CreateBy": "test",
+            "vnp_TxnRef": order_id(payment), "vnp_Amount": "1000000", "vnp_TransactionNo": params["vnp_TransactionNo"],
+            "vnp_TransactionDate": load("vnpay", "txn", order_id(payment))["create_date"], "vnp_CreateBy": "test",
             "vnp_CreateDate": vn_time(datetime.now(UTC)), "vnp_IpAddr": "127.0.0.1", "vnp_OrderInfo": "Refund",
             **changes}
 
@@ -363,7 +365,7 @@ def test_simulator_answers_are_signed_in_vnpays_response_order(http, factories, 
     assert refused["vnp_ResponseCode"] == "93"
     assert refused["vnp_SecureHash"] == checksum_in_order(REFUND_ANSWER_ORDER, refused)
     query = api_call(http, {"vnp_RequestId": f"q{time.time_ns()}", "vnp_Version": "2.1.0", "vnp_Command": "querydr",
-                            "vnp_TmnCode": SANDBOX_CREDENTIALS["tmn_code"], "vnp_TxnRef": payment.public_id,
+                            "vnp_TmnCode": SANDBOX_CREDENTIALS["tmn_code"], "vnp_TxnRef": order_id(payment),
                             "vnp_TransactionDate": refund_body(payment, params)["vnp_TransactionDate"],
                             "vnp_CreateDate": vn_time(datetime.now(UTC)), "vnp_IpAddr": "127.0.0.1",
                             "vnp_OrderInfo": "Query"},
@@ -381,7 +383,7 @@ def test_simulator_refund_codes_for_bad_checksum_and_duplicates(http, factories,
     body = refund_body(payment, params)
     assert api_call(http, body)["vnp_ResponseCode"] == "00"
     assert api_call(http, body)["vnp_ResponseCode"] == "94"
-    assert load("vnpay", "txn", payment.public_id)["amount_refunded"] == 1_000_000
+    assert load("vnpay", "txn", order_id(payment))["amount_refunded"] == 1_000_000
 
 
 @pytest.mark.parametrize("answer", [
@@ -409,7 +411,7 @@ def test_adapter_checks_answers_with_vnpays_response_order(http, factories, run_
     run_jobs()
     gateway, info, ctx = adapter_for(payment, VN)
     answer = {"vnp_ResponseId": "x", "vnp_Command": "refund", "vnp_ResponseCode": "00", "vnp_Message": "ok",
-              "vnp_TmnCode": SANDBOX_CREDENTIALS["tmn_code"], "vnp_TxnRef": payment.public_id,
+              "vnp_TmnCode": SANDBOX_CREDENTIALS["tmn_code"], "vnp_TxnRef": order_id(payment),
               "vnp_Amount": "1000000", "vnp_BankCode": "NCB", "vnp_PayDate": "20260101120000",
               "vnp_TransactionNo": "123", "vnp_TransactionType": "03", "vnp_TransactionStatus": "05",
               "vnp_OrderInfo": "Refund"}
@@ -531,4 +533,4 @@ def test_partial_and_full_refund_through_the_refund_service(http, factories, run
     assert first.status == "succeeded" and payment.status == "partially_refunded"
     rest = refund_through_service(payment, 110_000, run_jobs)
     assert rest.status == "succeeded" and payment.status == "refunded" and payment.amount_refunded == 150_000
-    assert load("vnpay", "txn", payment.public_id)["amount_refunded"] == 15_000_000
+    assert load("vnpay", "txn", order_id(payment))["amount_refunded"] == 15_000_000
