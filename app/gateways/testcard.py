@@ -38,7 +38,7 @@ _OUTCOMES = {
     "failed": Outcome.FAILED,
     "expired": Outcome.EXPIRED,
     "cancelled": Outcome.CANCELLED,
-    "open": Outcome.PROCESSING,
+    "open": Outcome.NONE,  # the shopper has not submitted a card: nothing the acquirer could still confirm
     "requires_otp": Outcome.PROCESSING,
 }
 #: The acquirer's failure codes → what the shopper is told.

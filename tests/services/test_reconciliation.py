@@ -36,8 +36,9 @@ def test_reconciliation_applies_a_decline_and_leaves_open_sessions_alone(factori
     open_card_page(http, browsing)  # still on the card page
     assert reconciliation.reconcile_stuck(older_than_seconds=0) == 1
     declined = reload(declined)
-    assert declined.status == "failed" and declined.failure_code == "card_declined"
-    assert reload(browsing).status == "processing"
+    assert declined.status == "pending"  # open for another try
+    assert (declined.attempts[0].status, declined.attempts[0].failure_code) == ("failed", "card_declined")
+    assert reload(browsing).status == "processing" and browsing.attempts[0].status == "started"
 
 
 def test_the_periodic_job_reconciles(app, factories, http, monkeypatch):

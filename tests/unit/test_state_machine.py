@@ -28,6 +28,7 @@ ALLOWED = {
     ("pending", "processing"), ("pending", "succeeded"), ("pending", "failed"), ("pending", "cancelled"),
     ("pending", "expired"),
     ("processing", "succeeded"), ("processing", "failed"), ("processing", "cancelled"), ("processing", "expired"),
+    ("processing", "pending"),  # the attempt at the gateway failed: the shopper may try again
     ("succeeded", "partially_refunded"), ("succeeded", "refunded"),
     ("partially_refunded", "partially_refunded"), ("partially_refunded", "refunded"),
 }

@@ -91,7 +91,7 @@ def test_ask_the_gateway_now(signed_in, merchant, factories, http):
     r = signed_in.post(f"/dashboard/payments/{payment.public_id}/reconcile", data={"csrf_token": token},
                        follow_redirects=True)
     assert "The gateway was asked: nothing changed (processing)." in r.text
-    assert "Status query: testcard reports processing" in r.text
+    assert "Status query: testcard reports none" in r.text
 
 
 def test_resend_the_latest_webhook(signed_in, merchant, factories):
