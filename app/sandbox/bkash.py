@@ -30,7 +30,15 @@ from decimal import Decimal
 from flask import Blueprint, jsonify, redirect, render_template, request
 
 from app.extensions import get_redis
-from app.sandbox._common import decimal_amount, load, save
+from app.sandbox._common import (
+    METHOD_NOT_ALLOWED,
+    NOT_FOUND,
+    SERVER_ERROR,
+    decimal_amount,
+    gateway_path,
+    load,
+    save,
+)
 
 CODE = "bkash"
 API = "/v1.2.0-beta/tokenized/checkout"
@@ -90,6 +98,21 @@ def _now_text():
 
 def _error(code):
     return jsonify({"statusCode": code, "statusMessage": ERRORS[code]})
+
+
+def error_envelope(status, kind, message):
+    """bKash's API gateway (the layer that answers 401/403 with `{"message"}`, see above) answers a path or
+    method it does not route with HTTP 403 `{"message": "Missing Authentication Token"}` — the answer of the
+    AWS API Gateway whose messages bKash's 401s are ("The incoming token has expired"); inferred, bKash does not
+    document it. A failure of bKash itself is its published code 503 in the statusCode envelope."""
+    if gateway_path().startswith("/redirect/"):
+        return None  # the shopper's wallet page: an HTML page of its own
+    if kind in (NOT_FOUND, METHOD_NOT_ALLOWED):
+        return jsonify({"message": "Missing Authentication Token"}), 403
+    if kind == SERVER_ERROR:
+        return jsonify({"statusCode": "503",
+                        "statusMessage": "System is undergoing maintenance. Please try again later"}), 500
+    return jsonify({"message": message}), status
 
 
 def _unauthorized(message="Unauthorized"):

@@ -16,7 +16,15 @@ from datetime import UTC, datetime, timedelta, timezone
 
 from flask import Blueprint, current_app, jsonify, redirect, render_template, request
 
-from app.sandbox._common import load, save, send_later
+from app.sandbox._common import (
+    METHOD_NOT_ALLOWED,
+    NOT_FOUND,
+    SERVER_ERROR,
+    gateway_path,
+    load,
+    save,
+    send_later,
+)
 
 CODE = "midtrans"
 SANDBOX_CREDENTIALS = {"server_key": "SB-Mid-server-PaysmithSandbox2026", "client_key": "SB-Mid-client-PaysmithSandbox"}
@@ -61,6 +69,19 @@ def _core_error(status, message, order_id=None):
     if order_id:
         body["id"] = str(uuid.uuid4())
     return jsonify(body), status
+
+
+def error_envelope(status, kind, message):
+    """Midtrans' answers to what it does not serve: Snap (`/snap/…`) in its `error_messages` list, the Core
+    API in `status_code`/`status_message` (midtransclient raises MidtransAPIError on both). An unknown resource
+    is 404 "The requested resource is not found" (veritrans-ruby's recorded cassettes, e.g. expire of
+    "not-exists"); Midtrans' own failure is 500 with the message its API gives."""
+    snap = gateway_path().startswith("/snap/")
+    if kind in (NOT_FOUND, METHOD_NOT_ALLOWED):
+        status, message = 404, "The requested resource is not found"
+    elif kind == SERVER_ERROR:
+        message = "Sorry. Our system is recovering from unexpected issues. Please retry."
+    return _snap_error(status, message) if snap else _core_error(status, message)
 
 
 UNAUTHORIZED_SNAP = ("Access denied due to unauthorized transaction, please check client or server key",

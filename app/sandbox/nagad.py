@@ -33,7 +33,15 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding
 from flask import Blueprint, jsonify, redirect, render_template, request
 
-from app.sandbox._common import decimal_amount, load, save
+from app.sandbox._common import (
+    METHOD_NOT_ALLOWED,
+    NOT_FOUND,
+    SERVER_ERROR,
+    decimal_amount,
+    gateway_path,
+    load,
+    save,
+)
 
 CODE = "nagad"
 DHAKA = timezone(timedelta(hours=6))
@@ -123,6 +131,17 @@ def _route(path, **options):
 
 def _error(reason, message, status=400):
     return jsonify({"reason": reason, "message": message}), status
+
+
+def error_envelope(status, kind, message):
+    """Nagad's `{"reason", "message"}` error body for unknown paths, wrong methods and its own failures."""
+    if kind == NOT_FOUND:
+        return _error("NotFound", f"No API at {gateway_path()}", 404)
+    if kind == METHOD_NOT_ALLOWED:
+        return _error("MethodNotAllowed", f"{request.method} is not allowed on {gateway_path()}", 405)
+    if kind == SERVER_ERROR:
+        return _error("InternalServerError", "Internal server error", 500)
+    return _error("BadRequest", message, status)
 
 
 def _unseal(sensitive, signature):

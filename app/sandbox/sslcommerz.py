@@ -18,7 +18,15 @@ from decimal import Decimal, InvalidOperation
 
 from flask import Blueprint, jsonify, render_template, request, url_for
 
-from app.sandbox._common import load, save, send_later
+from app.sandbox._common import (
+    METHOD_NOT_ALLOWED,
+    NOT_FOUND,
+    SERVER_ERROR,
+    gateway_path,
+    load,
+    save,
+    send_later,
+)
 
 STATE = "sslcommerz"  # one store of transactions for every mount
 SANDBOX_CREDENTIALS = {"store_id": "paysm6560a1b2c3d4e", "store_passwd": "paysm6560a1b2c3d4e@ssl"}
@@ -87,6 +95,16 @@ def _transaction_fields(tx):
         "card_type", "card_no", "card_issuer", "card_brand", "card_issuer_country", "card_issuer_country_code",
         "currency_type", "currency_amount", "currency_rate", "base_fair", "value_a", "value_b", "value_c",
         "value_d", "risk_level", "risk_title", "store_id", "error")}
+
+
+def error_envelope(status, kind, message):
+    """SSLCommerz's JSON refusal (`status` FAILED with a `failedreason`, `APIConnect` INVALID_REQUEST as its
+    validator APIs say for a request they cannot take) for unknown paths, wrong methods and its own failures."""
+    status = {NOT_FOUND: 404, METHOD_NOT_ALLOWED: 405, SERVER_ERROR: 500}.get(kind, status)
+    reason = {NOT_FOUND: f"Invalid request: no API at {gateway_path()}",
+              METHOD_NOT_ALLOWED: f"Invalid request: {request.method} is not accepted at {gateway_path()}",
+              SERVER_ERROR: "Internal error, please try again"}.get(kind, message)
+    return jsonify({"status": "FAILED", "failedreason": reason, "APIConnect": "INVALID_REQUEST"}), status
 
 
 def make_blueprint(code):

@@ -31,7 +31,15 @@ from decimal import Decimal
 from flask import Blueprint, current_app, jsonify, make_response, redirect, render_template, request, url_for
 
 from app.extensions import get_queue, get_redis
-from app.sandbox._common import load, save, send_later
+from app.sandbox._common import (
+    METHOD_NOT_ALLOWED,
+    NOT_FOUND,
+    SERVER_ERROR,
+    gateway_path,
+    load,
+    save,
+    send_later,
+)
 
 CODE = "stripe"
 SANDBOX_CREDENTIALS = {
@@ -60,6 +68,18 @@ def error(status, message, *, code=None, param=None, kind="invalid_request_error
     if param:
         body["param"] = param
     return make_response(jsonify({"error": body}), status)
+
+
+def error_envelope(status, kind, message):
+    """Stripe answers a path it does not serve, or a method the path does not take, with 404
+    `Unrecognized request URL (METHOD: /v1/…)` (the SDK raises InvalidRequestError), and its own failures
+    with 500 `api_error`."""
+    if kind in (NOT_FOUND, METHOD_NOT_ALLOWED):
+        return error(404, f"Unrecognized request URL ({request.method}: {gateway_path()}). Please see "
+                          "https://stripe.com/docs or we can help at https://support.stripe.com/.")
+    if kind == SERVER_ERROR:
+        return error(500, "An unknown error occurred", kind="api_error")
+    return error(status, message)
 
 
 def _api_key():

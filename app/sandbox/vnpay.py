@@ -15,7 +15,15 @@ from urllib.parse import quote_plus
 
 from flask import Blueprint, current_app, jsonify, redirect, render_template, request
 
-from app.sandbox._common import load, save, send_later
+from app.sandbox._common import (
+    METHOD_NOT_ALLOWED,
+    NOT_FOUND,
+    SERVER_ERROR,
+    gateway_path,
+    load,
+    save,
+    send_later,
+)
 
 CODE = "vnpay"
 SANDBOX_CREDENTIALS = {"tmn_code": "PSMITH01", "hash_secret": "PAYSMITHSANDBOXVNPAYHASHSECRET2026"}
@@ -71,6 +79,18 @@ def _now():
 
 def _error_page(code, message, status=400):
     return render_template("sandbox/vnpay/error.html", code=code, message=message), status
+
+
+def error_envelope(status, kind, message):
+    """VNPay's own answers: the merchant web API (`/merchant_webapi/…`, JSON) with vnp_ResponseCode 99 ("other
+    error" in its code lists), its payment pages with its error page."""
+    text = {NOT_FOUND: "Not found", METHOD_NOT_ALLOWED: "Method not allowed", SERVER_ERROR: "Unknow error"}.get(
+        kind, message)
+    status = 500 if kind == SERVER_ERROR else (405 if kind == METHOD_NOT_ALLOWED else (
+        404 if kind == NOT_FOUND else status))
+    if gateway_path().startswith("/merchant_webapi/"):
+        return jsonify({"vnp_ResponseCode": "99", "vnp_Message": text}), status
+    return _error_page("99", text, status)
 
 
 # --- the payment page ---------------------------------------------------------------------------------------
