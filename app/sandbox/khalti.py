@@ -4,6 +4,16 @@ return_url with Khalti's (unsigned) query parameters, lookup, and the merchant r
 Khalti sends no server-to-server notification for ePayment, so neither does this simulator. The `failure`
 button leaves the payment link unpaid until Khalti expires it (lookup answers `Expired`), which is how a
 failed wallet/bank attempt ends at Khalti; ePayment has no separate failed state.
+
+| path (under /sandbox/khalti) | method | answers |
+|---|---|---|
+| `/api/v2/epayment/initiate/` | POST | `pidx`, `payment_url`, `expires_at`, `expires_in` (or `{field: [msg], "error_key"}`) |
+| `/api/v2/epayment/lookup/` | POST | the payment (`Expired` / `User canceled` with HTTP 400) |
+| `/api/merchant-transaction/<transaction_id>/refund/` | POST | `{"detail": "Transaction refund successful."}` |
+| anything else, or another method | any | DRF's `{"detail", "status_code"}` 404 / 405 |
+| `/sandbox/khalti/?pidx=…` | GET, POST | the hosted payment page |
+
+Not simulated: the legacy checkout (`/api/v2/payment/verify/`), KPG-1, bank-specific `modes`.
 """
 
 import hmac

@@ -8,6 +8,14 @@ Test cards (any future expiry, any CVC):
 - 4000 0000 0000 0341 succeeds, but refunds of it are declined by the acquirer.
 - Any other number that passes the Luhn check succeeds without a code; others are refused as invalid.
 Only the brand and the last four digits are ever kept.
+
+| path (under /sandbox/testcard) | method | answers |
+|---|---|---|
+| `/v1/checkout_sessions` | POST | a session with its hosted `url` |
+| `/v1/checkout_sessions/<id>` | GET | the session |
+| `/v1/checkout_sessions/<id>/refunds` | POST | a refund (Idempotency-Key honoured) |
+| anything else under /v1/, or another method | any | 404 `{"error": {"type", "message"}}` |
+| `/pay/<id>`, `/pay/<id>/otp` | GET, POST | the card page and the one-time-code page |
 """
 
 import hmac

@@ -5,6 +5,15 @@ querydr/refund JSON API with its checksums (every answer signed over VNPay's res
 The IPN URL is registered with VNPay out of band; here it is our own `/callbacks/vnpay/ipn`.
 It shares nothing with app/gateways/vnpay.py but the protocol: the hashing below is written again from
 VNPay's sample code on purpose, so a mistake on one side shows up as a refused signature.
+
+| path (under /sandbox/vnpay) | method | answers |
+|---|---|---|
+| `/paymentv2/vpcpay.html?…&vnp_SecureHash=…` | GET | checks the signed URL, redirects to the payment page (or VNPay's error page) |
+| `/paymentv2/Transaction/PaymentMethod.html` | GET, POST | the payment page; then the return redirect and the IPN |
+| `/merchant_webapi/api/transaction` | POST | `querydr` and `refund` (JSON, pipe checksums) |
+| anything else, or another method | any | `vnp_ResponseCode` 99 (JSON on the web API, the error page elsewhere) |
+
+Not simulated: token payments, installments, the merchant portal.
 """
 
 import hashlib

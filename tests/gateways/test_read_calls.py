@@ -138,3 +138,23 @@ def test_expire_twice_and_of_unknown_orders(http, midtrans):
         with pytest.raises(midtransclient.error_midtrans.MidtransAPIError) as missing:
             core.transactions.expire(order_id)
         assert missing.value.http_status_code == 404
+
+
+@pytest.mark.parametrize("name", ["notification_expire", "expire_answer"])
+def test_midtrans_published_expire_bodies_map_to_expired(name):
+    from app.gateways.midtrans import MidtransGateway
+    from tests.gateways.fixtures import load
+
+    answer, _source = load("midtrans", name)
+    result = MidtransGateway()._result(answer)
+    assert result.outcome == Outcome.EXPIRED and result.failure_code == "midtrans_expire"
+    assert result.amount == int(answer["gross_amount"].split(".")[0]) and result.order_id == answer["order_id"]
+
+
+def test_the_simulators_expire_answer_has_the_published_fields(http, midtrans):
+    from tests.gateways.fixtures import load
+
+    snap, core = midtrans
+    _midtrans_order(http, snap, "exp-fields", "pending")
+    recorded, _source = load("midtrans", "expire_answer")
+    assert set(recorded) <= set(core.transactions.expire("exp-fields"))
