@@ -20,6 +20,10 @@ Wire protocol (served offline by app/sandbox/bkash.py), every call `POST` JSON u
   browser's word is never applied: on `success` we call `execute` (server to server) and require
   `transactionStatus` Completed with our exact amount; on `failure`/`cancel` we ask `payment/status` and apply
   only what bKash reports.
+- `payment/status` answers in its own shape: the invoice is `merchantInvoice` there (not
+  `merchantInvoiceNumber` as in create/execute), with `verificationStatus` ("Complete") and no
+  `customerMsisdn` (recorded sandbox answers quoted in itsrafsanjani/laravel-bkash and
+  karim-007/laravel-bkash-tokenize); we read the invoice under either name.
 - `payment/status` is used only where bKash allows it: when `execute` gave no answer (timed out — bKash's own
   limit is 30 s), when execute answers 2117 "Payment execution already been called before" (an execute of ours
   reached bKash but its answer never reached us, so the outcome is unknown), or for a payment that was never
@@ -323,7 +327,9 @@ class BkashGateway(Gateway):
             outcome=outcome,
             amount=amount,
             currency=data.get("currency") or None,
-            order_id=data.get("merchantInvoiceNumber") or None,
+            # execute names it merchantInvoiceNumber, the payment query merchantInvoice (recorded v1.2.0-beta
+            # answers: itsrafsanjani/laravel-bkash and karim-007/laravel-bkash-tokenize READMEs)
+            order_id=data.get("merchantInvoiceNumber") or data.get("merchantInvoice") or None,
             gateway_reference=data.get("paymentID"),
             gateway_transaction_id=data.get("trxID") or None,
             failure_code=(data.get("statusCode") if data.get("statusCode") != SUCCESS else None) or (

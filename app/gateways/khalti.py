@@ -37,6 +37,7 @@ STATUSES = {
     "Initiated": Outcome.PROCESSING,
     "Refunded": Outcome.REFUNDED,
     "Partially Refunded": Outcome.PARTIALLY_REFUNDED,
+    "Partially refunded": Outcome.PARTIALLY_REFUNDED,  # the docs' lookup payload table spells it so
     "Expired": Outcome.EXPIRED,
     "User canceled": Outcome.CANCELLED,
     "Failed": Outcome.FAILED,

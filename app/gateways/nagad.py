@@ -7,7 +7,7 @@ Wire protocol (served offline by app/sandbox/nagad.py), JSON under `<base>/api/d
   `signature = base64(SHA256withRSA(merchant's private key, json))`; Nagad answers the same way the other
   way round, and we verify its signature with Nagad's public key before using anything in it. Keys are base64
   DER (SPKI public, PKCS#8 private) as Nagad issues them; PEM is accepted too.
-- `POST check-out/initialize/{merchantId}/{orderId}` `{accountNumber, dateTime, sensitiveData, signature}` over
+- `POST check-out/initialize/{merchantId}/{orderId}` `{accountNumber?, dateTime, sensitiveData, signature}` over
   `{merchantId, datetime (YmdHis, Asia/Dhaka), orderId, challenge}` → `{paymentReferenceId, challenge,
   acceptDateTime}`.
 - `POST check-out/complete/{paymentReferenceId}` over `{merchantId, orderId, currencyCode "050", amount
@@ -19,7 +19,8 @@ Wire protocol (served offline by app/sandbox/nagad.py), JSON under `<base>/api/d
   API, and names our merchantId, our orderId and the paymentRefId Nagad gave us in its *signed* initialize
   answer, with our exact amount, before applying its `status`.
 - Refund: `POST purchase/cancel?paymentRefId=…&orderId=…` `{sensitiveDataCancelRequest, signature}` sealing
-  `{merchantId, originalRequestDate (yyyyMMdd, Bangladesh time), originalAmount, cancelAmount, referenceNo,
+  `{merchantId, originalRequestDate (yyyyMMdd, Bangladesh time: the date of this cancel request, as every
+  client sends it — codeboxrcodehub/nagad Refund.php `date("Ymd")` and others), originalAmount, cancelAmount, referenceNo,
   referenceMessage}`; the sealed answer holds `status` (Refunded / PartialRefunded / Cancelled /
   PartialCancelled), `originalAmount`, `cancelAmount`, `cancelTrxId`. Nagad has not published this: it follows
   the community clients (codeboxrcodehub/nagad src/Payment/Refund.php, and an F# client).
@@ -48,7 +49,6 @@ from app.gateways.base import (
     Redirect,
     RefundResult,
     StartResult,
-    as_utc,
 )
 from app.money import MoneyError, format_plain, to_minor
 
@@ -194,9 +194,10 @@ class NagadGateway(Gateway):
         now = dhaka_now()
         sensitive, signature = self._seal({"merchantId": merchant_id, "datetime": now, "orderId": order_id,
                                            "challenge": secrets.token_hex(20)}, ctx)
-        answer = self._call("POST", ctx, f"check-out/initialize/{merchant_id}/{order_id}", json={
-            "accountNumber": creds.get("merchant_number", ""), "dateTime": now,
-            "sensitiveData": sensitive, "signature": signature})
+        body = {"dateTime": now, "sensitiveData": sensitive, "signature": signature}
+        if creds.get("merchant_number"):  # "not mandatory" in Nagad's own sample; sent when we know it
+            body["accountNumber"] = creds["merchant_number"]
+        answer = self._call("POST", ctx, f"check-out/initialize/{merchant_id}/{order_id}", json=body)
         init = self._open(answer, ctx)
         reference, challenge = init.get("paymentReferenceId"), init.get("challenge")
         if not reference or not challenge:
@@ -267,7 +268,10 @@ class NagadGateway(Gateway):
             raise GatewayError("the payment has no Nagad paymentRefId")
         sensitive, signature = self._seal({
             "merchantId": ctx.credentials.get("merchant_id", ""),
-            "originalRequestDate": dhaka_now("%Y%m%d", as_utc(payment.created_at)),
+            # The cancel request's own date (Bangladesh time), as every client we found sends it
+            # (codeboxrcodehub/nagad Refund.php `date("Ymd")`, others `now('Asia/Dhaka')`); none sends the
+            # payment's date, and a refund a day later would then name a date that is not the request's.
+            "originalRequestDate": dhaka_now("%Y%m%d"),
             "originalAmount": format_plain(payment.amount, payment.currency),
             "cancelAmount": format_plain(amount, payment.currency),
             "referenceNo": refund_id,

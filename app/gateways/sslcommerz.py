@@ -12,13 +12,19 @@ Wire protocol (developer.sslcommerz.com v4; the official PHP/Python libraries; .
 - The shopper's browser comes back with a form POST to success/fail/cancel URLs carrying the same fields;
   we never act on them, we ask SSLCommerz (transaction query by `tran_id`).
 - Refund and refund status are GETs on `/validator/api/merchantTransIDvalidationAPI.php`, like the transaction
-  query. Refund: `bank_tran_id`, `refund_trans_id` (our own unique refund id; newer integrations send it and
-  describe it as required, so a retried refund names the same refund), `refund_amount`, `refund_remarks`,
-  `refe_id` (optional) → `APIConnect`, `bank_tran_id`, `trans_id`, `refund_ref_id`, `status` (success / failed /
+  query. Refund: `bank_tran_id`, `refund_trans_id` (our refund id, ≤ 30 characters), `refund_amount`,
+  `refund_remarks`, `refe_id` (optional) → `APIConnect`, `bank_tran_id`, `trans_id`, `refund_ref_id`, `status` (success / failed /
   processing), `errorReason`. Refund status: `refund_ref_id` → `APIConnect`, `bank_tran_id`, `tran_id`,
   `refund_ref_id`, `initiated_on`, `refunded_on`, `status` (refunded / processing / cancelled), `errorReason`.
   Those two status lists and APIConnect's values (DONE / FAILED / INACTIVE / INVALID_REQUEST) are written from
   memory of SSLCommerz's official docs, not checked against a copy.
+  Is `refund_trans_id` required, and what does a repeated one get? Not decisive: the official clients never
+  send it (sslcommerz-lib 1.0 `init_refund`; sslcommerz-lts 1.2.0 `initiateRefund`, "officially supported by
+  SSLCommerz Integration Team", drops it even when given), while integrations written since say SSLCommerz
+  made it mandatory ("mandatory since Feb 2024", a TypeScript port of sslcommerz-lts; "string(30) max -
+  Mandatory parameter introduced 24/02/2025", a C# integration). We always send it, which suits both. No
+  source shows the answer to a repeated refund_trans_id, so we do not count on SSLCommerz de-duplicating:
+  `refund_idempotent` is False (an unknown outcome waits for a person rather than risking a second refund).
 Amounts travel as decimal strings in major units; non-BDT payments are settled in BDT, and SSLCommerz
 reports the original currency and amount as `currency_type`/`currency_amount` (the official PHP library
 checks those for non-BDT payments, as we do).
@@ -111,9 +117,10 @@ class SSLCommerzGateway(Gateway):
     base_urls = {"sandbox": "https://sandbox.sslcommerz.com", "live": "https://securepay.sslcommerz.com"}
     credential_fields = {"store_id": "Store ID", "store_passwd": "Store password"}
     browser_kinds = frozenset({"success", "fail", "cancel"})
-    #: A refund carries our refund id as `refund_trans_id`; SSLCommerz answers a repeated one with the refund it
-    #: already has (see the module docstring).
-    refund_idempotent = True
+    #: A refund carries our refund id as `refund_trans_id`, but nothing we found says how SSLCommerz answers a
+    #: repeated one (the official libraries do not even send it; see the module docstring), so a refund call
+    #: whose outcome is unknown is not sent again: it waits for a person.
+    refund_idempotent = False
     #: `multi_card_name`: restrict the hosted page to these channels (empty = every channel of the store).
     channel = ""
 

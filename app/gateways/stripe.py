@@ -286,10 +286,21 @@ class StripeGateway(Gateway):
     # --- query and refunds --------------------------------------------------------------------------------
 
     def query(self, payment, ctx):
-        if not payment.gateway_reference:
+        """The Checkout Session with its PaymentIntent. Without a session id (never stored, e.g. the answer to
+        create was lost after Stripe made the session) but with the PaymentIntent, the session is found by
+        `checkout.Session.list(payment_intent=…)`, so reconciliation by PaymentIntent still ends right."""
+        client = self.client(ctx)
+        if payment.gateway_reference:
+            session = self._call(client.v1.checkout.sessions.retrieve, payment.gateway_reference,
+                                 params={"expand": ["payment_intent"]})
+        elif payment.gateway_transaction_id:
+            found = self._call(client.v1.checkout.sessions.list, params={
+                "payment_intent": payment.gateway_transaction_id, "limit": 1, "expand": ["data.payment_intent"]})
+            if not found.data:
+                raise GatewayError(f"Stripe has no Checkout Session for {payment.gateway_transaction_id}")
+            session = found.data[0]
+        else:
             raise GatewayError("the payment has no Stripe Checkout Session")
-        session = self._call(self.client(ctx).v1.checkout.sessions.retrieve, payment.gateway_reference,
-                             params={"expand": ["payment_intent"]})
         data = session.to_dict(for_json=True)
         return self._session_result(data, payment, raw=data)
 

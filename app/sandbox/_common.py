@@ -1,4 +1,5 @@
-"""What the simulators share: their Redis state, and notifications sent from RQ with the gateway's retries."""
+"""What the simulators share: their Redis state, notifications sent from RQ with the gateway's retries, and
+errors answered in each gateway's own envelope (`install_error_envelope`, `unrouted_errors`)."""
 
 import importlib
 import json
@@ -8,7 +9,8 @@ from decimal import Decimal, InvalidOperation
 from urllib.parse import urljoin
 
 import requests
-from flask import current_app
+from flask import current_app, request
+from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
 
 from app.extensions import get_queue, get_redis
 
@@ -98,3 +100,61 @@ def decimal_amount(value, most=None, places=2):
     if amount is None or not amount.is_finite() or amount <= 0 or amount.as_tuple().exponent < -places:
         return None
     return amount if most is None or amount <= most else None
+
+
+# --- errors in the gateway's own envelope ----------------------------------------------------------------------
+#
+# A simulator module may define `error_envelope(status, kind, message)`, returning the response its gateway gives
+# for `kind`: "not_found" (no such path), "method_not_allowed" (the path exists, not with this method),
+# "http_error" (an HTTP error raised inside a view, `status` is its code) or "server_error" (an unexpected
+# exception, already logged). It may return None to leave the error to the app's own pages (a shopper-facing
+# page of the simulator). `register_sandbox` installs it on the module's blueprint and routes unmatched paths
+# under /sandbox/<code>/ to it, so SDKs pointed at a simulator raise their typed errors instead of reading HTML.
+
+#: The kinds an error_envelope is asked about.
+NOT_FOUND, METHOD_NOT_ALLOWED, HTTP_ERROR, SERVER_ERROR = "not_found", "method_not_allowed", "http_error", "server_error"
+
+
+def gateway_path():
+    """The request's path as the gateway sees it: without our /sandbox/<code> mount."""
+    parts = request.path.split("/", 3)  # "", "sandbox", code, rest
+    return "/" + (parts[3] if len(parts) > 3 else "")
+
+
+def install_error_envelope(bp, envelope):
+    """Answer HTTP errors and unexpected exceptions raised in `bp`'s views with `envelope`."""
+
+    def http_error(exc):
+        kind = METHOD_NOT_ALLOWED if isinstance(exc, MethodNotAllowed) else (
+            NOT_FOUND if isinstance(exc, NotFound) else HTTP_ERROR)
+        answer = envelope(exc.code, kind, exc.description or exc.name)
+        return exc if answer is None else answer
+
+    def unexpected(exc):
+        if isinstance(exc, HTTPException):
+            return http_error(exc)
+        log.exception("sandbox %s: unhandled error on %s %s", bp.name, request.method, request.path)
+        answer = envelope(500, SERVER_ERROR, "internal error")
+        if answer is None:
+            raise exc
+        return answer
+
+    bp.register_error_handler(HTTPException, http_error)
+    bp.register_error_handler(Exception, unexpected)
+
+
+def unrouted_errors(envelopes):
+    """An app `before_request` hook: a path under /sandbox/<code>/ that matched no route (or not with this
+    method) is answered by that simulator's envelope. `envelopes` maps code → error_envelope."""
+
+    def answer_unrouted():
+        exc = request.routing_exception
+        if not isinstance(exc, NotFound | MethodNotAllowed) or not request.path.startswith("/sandbox/"):
+            return None
+        envelope = envelopes.get(request.path.split("/")[2])
+        if envelope is None:
+            return None
+        kind = METHOD_NOT_ALLOWED if isinstance(exc, MethodNotAllowed) else NOT_FOUND
+        return envelope(exc.code, kind, exc.description or exc.name)
+
+    return answer_unrouted

@@ -1,9 +1,21 @@
 """bKash Tokenized Checkout simulator (v1.2.0-beta), mounted at /sandbox/bkash.
 
-API under `/sandbox/bkash/v1.2.0-beta/tokenized/checkout/…` as bKash serves it under
-`https://tokenized.sandbox.bka.sh/v1.2.0-beta/tokenized/checkout/…`: `token/grant`, `token/refresh`,
-`create`, `execute`, `payment/status`, `payment/refund` (which is also the refund status call when the
-body holds only `paymentID` and `trxID`). Business answers are HTTP 200 with bKash's `statusCode`/
+The API as bKash serves it under `https://tokenized.sandbox.bka.sh/v1.2.0-beta/tokenized/checkout/…`:
+
+| path (under /sandbox/bkash/v1.2.0-beta/tokenized/checkout) | method | answers |
+|---|---|---|
+| `token/grant`, `token/refresh` | POST | `id_token`, `refresh_token`, `expires_in` |
+| `create` | POST | `paymentID`, `bkashURL`, the callback URLs (amount as a string or a JSON number) |
+| `execute` | POST | the completed payment with `trxID` (once; again: 2117) |
+| `payment/status` | POST | the payment query: `merchantInvoice`, `verificationStatus`, … |
+| `general/searchTransaction` | POST | a completed payment by `trxID` |
+| `payment/refund` | POST | a refund; with only `paymentID` and `trxID`, the refund status |
+| anything else, or another method | any | 403 `{"message": "Missing Authentication Token"}` |
+| `/sandbox/bkash/redirect/tokenized/?paymentID=…` | GET, POST | the shopper's wallet page |
+
+Not simulated: agreements (`agreement/*`, mode 0000/0001), `payment/capture`/`void` (intent authorization),
+the v2 refund API, the SNS IPN.
+Business answers are HTTP 200 with bKash's `statusCode`/
 `statusMessage` envelope (errors: statusCode other than "0000"). Authorisation is refused earlier, by bKash's
 API gateway, without that envelope (bKash-developer/bKash-for-woocommerce, includes/classes/ApiComm.php, which
 grants a new token on 401): a missing or unknown id_token gets HTTP 401 `{"message": "Unauthorized"}`, an
@@ -30,7 +42,15 @@ from decimal import Decimal
 from flask import Blueprint, jsonify, redirect, render_template, request
 
 from app.extensions import get_redis
-from app.sandbox._common import decimal_amount, load, save
+from app.sandbox._common import (
+    METHOD_NOT_ALLOWED,
+    NOT_FOUND,
+    SERVER_ERROR,
+    decimal_amount,
+    gateway_path,
+    load,
+    save,
+)
 
 CODE = "bkash"
 API = "/v1.2.0-beta/tokenized/checkout"
@@ -45,6 +65,8 @@ TOKEN_SECONDS = 3600
 EXPIRED_TOKEN_MEMORY = 24 * 3600
 REFRESH_TOKEN_SECONDS = 28 * 24 * 3600
 DHAKA = timezone(timedelta(hours=6))
+#: The merchant's bKash organisation short code, as searchTransaction reports it.
+ORGANIZATION_SHORT_CODE = "50022"
 ERRORS = {
     "2001": "Invalid App Key",
     "2002": "Invalid Payment ID",
@@ -52,6 +74,7 @@ ERRORS = {
     "2007": "Invalid Currency",
     "2008": "Invalid Intent",
     "2029": "Duplicate for all transactions",
+    "2033": "Transaction not found",
     "2049": "Invalid Callback URL",
     "2056": "Invalid Payment State",
     "2065": "Mandatory field missing",
@@ -90,6 +113,21 @@ def _now_text():
 
 def _error(code):
     return jsonify({"statusCode": code, "statusMessage": ERRORS[code]})
+
+
+def error_envelope(status, kind, message):
+    """bKash's API gateway (the layer that answers 401/403 with `{"message"}`, see above) answers a path or
+    method it does not route with HTTP 403 `{"message": "Missing Authentication Token"}` — the answer of the
+    AWS API Gateway whose messages bKash's 401s are ("The incoming token has expired"); inferred, bKash does not
+    document it. A failure of bKash itself is its published code 503 in the statusCode envelope."""
+    if gateway_path().startswith("/redirect/"):
+        return None  # the shopper's wallet page: an HTML page of its own
+    if kind in (NOT_FOUND, METHOD_NOT_ALLOWED):
+        return jsonify({"message": "Missing Authentication Token"}), 403
+    if kind == SERVER_ERROR:
+        return jsonify({"statusCode": "503",
+                        "statusMessage": "System is undergoing maintenance. Please try again later"}), 500
+    return jsonify({"message": message}), status
 
 
 def _unauthorized(message="Unauthorized"):
@@ -161,11 +199,45 @@ def _auth_refusal():
     return None
 
 
-def _public(p):
-    fields = ("paymentID", "payerReference", "customerMsisdn", "trxID", "amount", "transactionStatus",
-              "paymentCreateTime", "paymentExecuteTime", "currency", "intent", "merchantInvoiceNumber",
-              "mode", "verificationStatus")
-    return {k: p[k] for k in fields if p.get(k) is not None}
+#: The fields of each answer, in bKash's order, as recorded answers quoted in public integrations show them
+#: (itsrafsanjani/laravel-bkash README and karim-007/laravel-bkash-tokenize README, v1.2.0-beta sandbox):
+#: create and execute name the invoice `merchantInvoiceNumber`; the payment query names it `merchantInvoice`,
+#: adds `mode`, `paymentCreateTime` and `verificationStatus` ("Complete" on a completed payment) and has no
+#: `customerMsisdn`.
+CREATE_FIELDS = ("paymentID", "paymentCreateTime", "transactionStatus", "amount", "currency", "intent",
+                 "merchantInvoiceNumber")
+EXECUTE_FIELDS = ("paymentID", "payerReference", "customerMsisdn", "trxID", "amount", "transactionStatus",
+                  "paymentExecuteTime", "currency", "intent", "merchantInvoiceNumber")
+QUERY_FIELDS = ("paymentID", "mode", "paymentCreateTime", "paymentExecuteTime", "amount", "currency", "intent",
+                "merchantInvoice", "trxID", "transactionStatus", "verificationStatus", "payerReference")
+
+
+def _public(p, fields=EXECUTE_FIELDS):
+    view = dict(p, merchantInvoice=p["merchantInvoiceNumber"],
+                # "Complete" is recorded for a completed payment; the value before that is not recorded anywhere
+                # we found ("Incomplete" is the simulator's choice; clients such as pybkash require the key).
+                verificationStatus="Complete" if p["transactionStatus"] == "Completed" else "Incomplete")
+    return {k: view[k] for k in fields if view.get(k) is not None}
+
+
+def bkash_amount(value, most=None):
+    """A create/refund amount as bKash takes it: a decimal string ("10", "10.50") or a JSON number (10, 10.5).
+
+    bKash documents a string, but the real API takes numbers too: itsrafsanjani/laravel-bkash's README sends
+    `$request['amount'] = 10` (JSON 10) to create and quotes the sandbox's answer, `"amount": "10"` with
+    statusCode 0000; pybkash sends a float. Returns the amount as bKash echoes it (a string), or None.
+    """
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        value = repr(value) if isinstance(value, float) else str(value)
+        if "e" in value.lower():
+            return None
+    amount = decimal_amount(value, most=most)
+    if amount is None:
+        return None
+    text = format(amount, "f")
+    return text[:-2] if text.endswith(".0") else text
 
 
 @bp.post(f"{API}/create")
@@ -185,12 +257,13 @@ def create():
         return _error("2007")
     if body["intent"] not in ("sale", "authorization"):
         return _error("2008")
-    if decimal_amount(body["amount"]) is None:
+    amount = bkash_amount(body["amount"])
+    if amount is None:
         return _error("2006")
     payment_id = "TR0011" + secrets.token_hex(8).upper()
     payment = {
         "paymentID": payment_id, "mode": body["mode"], "payerReference": str(body["payerReference"]),
-        "callbackURL": body["callbackURL"], "amount": body["amount"], "currency": "BDT",
+        "callbackURL": body["callbackURL"], "amount": amount, "currency": "BDT",
         "intent": body["intent"], "merchantInvoiceNumber": str(body["merchantInvoiceNumber"]),
         "transactionStatus": "Initiated", "paymentCreateTime": _now_text(), "authorized": False,
         "executed": False, "refunded": "0", "refunds": [],
@@ -200,10 +273,10 @@ def create():
     url = (f"{root}/sandbox/{CODE}/redirect/tokenized/?paymentID={payment_id}&hash={secrets.token_urlsafe(24)}"
            f"&mode=0011&apiVersion=v1.2.0-beta")
     back = body["callbackURL"] + ("&" if "?" in body["callbackURL"] else "?") + f"paymentID={payment_id}"
-    return jsonify({"statusCode": "0000", "statusMessage": "Successful", **_public(payment),
+    return jsonify({"statusCode": "0000", "statusMessage": "Successful", "paymentID": payment_id,
                     "bkashURL": url, "callbackURL": body["callbackURL"],
                     "successCallbackURL": back + "&status=success", "failureCallbackURL": back + "&status=failure",
-                    "cancelledCallbackURL": back + "&status=cancel"})
+                    "cancelledCallbackURL": back + "&status=cancel", **_public(payment, CREATE_FIELDS)})
 
 
 def _payment_call(view):
@@ -240,6 +313,7 @@ def execute(body, payment):
     payment.update(executed=True, transactionStatus="Completed", paymentExecuteTime=_now_text(),
                    trxID=_trx_id())
     save(CODE, "payment", payment["paymentID"], payment)
+    save(CODE, "trx", payment["trxID"], payment["paymentID"])
     delay = get_redis().get(_key("execute_delay"))
     if delay:  # completed at bKash, but the answer is late (the merchant's timeout fires first)
         time.sleep(float(delay))
@@ -250,7 +324,37 @@ def execute(body, payment):
 @_payment_call
 def status(body, payment):
     _count("query")
-    return jsonify({"statusCode": "0000", "statusMessage": "Successful", **_public(payment)})
+    return jsonify({**_public(payment, QUERY_FIELDS), "statusCode": "0000", "statusMessage": "Successful"})
+
+
+@bp.post(f"{API}/general/searchTransaction")
+def search_transaction():
+    """A completed payment by its trxID, in the shape of the recorded answers (laravel-bkash READMEs above:
+    trxID, initiationTime, completedTime, transactionType "bKash Tokenized Checkout via API", customerMsisdn,
+    transactionStatus, amount, currency, organizationShortCode, statusCode, statusMessage) plus the fields
+    pybkash reads from it (payerAccount; serviceFee, payerType, creditedAmount, maxRefundableAmount, which its
+    model says real answers carry for payments). An unknown trxID is 2033 "Transaction not found"."""
+    refusal = _auth_refusal()
+    if refusal:
+        return refusal
+    body = request.get_json(silent=True)
+    trx_id = str(body.get("trxID") or "") if isinstance(body, dict) else ""
+    if not trx_id:
+        return _error("2065")
+    payment_id = load(CODE, "trx", trx_id)
+    payment = load(CODE, "payment", payment_id) if payment_id else None
+    if payment is None:
+        return _error("2033")
+    amount = Decimal(payment["amount"])
+    return jsonify({
+        "trxID": trx_id, "initiationTime": payment["paymentExecuteTime"], "completedTime": payment["paymentExecuteTime"],
+        "transactionType": "bKash Tokenized Checkout via API", "customerMsisdn": payment.get("customerMsisdn"),
+        "payerAccount": payment.get("customerMsisdn"), "payerType": "Customer",
+        "transactionStatus": payment["transactionStatus"], "amount": payment["amount"], "currency": "BDT",
+        "organizationShortCode": ORGANIZATION_SHORT_CODE, "serviceFee": "0.00", "creditedAmount": payment["amount"],
+        "maxRefundableAmount": str(amount - Decimal(payment["refunded"])),
+        "statusCode": "0000", "statusMessage": "Successful",
+    })
 
 
 @bp.post(f"{API}/payment/refund")
@@ -265,11 +369,11 @@ def refund(body, payment):
     if body.get("amount") in (None, ""):
         return _error("2065")
     refunded = Decimal(payment["refunded"])
-    amount = decimal_amount(body["amount"], most=Decimal(payment["amount"]) - refunded)
+    amount = bkash_amount(body["amount"], most=Decimal(payment["amount"]) - refunded)
     if amount is None:
         return _error("2006")
-    done = {"refundTrxID": _trx_id(), "amount": str(amount), "completedTime": _now_text()}
-    payment["refunded"] = str(refunded + amount)
+    done = {"refundTrxID": _trx_id(), "amount": amount, "completedTime": _now_text()}
+    payment["refunded"] = str(refunded + Decimal(amount))
     payment["refunds"].append(done)
     save(CODE, "payment", payment["paymentID"], payment)
     return _refund_answer(payment, done)

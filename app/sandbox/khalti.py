@@ -4,6 +4,16 @@ return_url with Khalti's (unsigned) query parameters, lookup, and the merchant r
 Khalti sends no server-to-server notification for ePayment, so neither does this simulator. The `failure`
 button leaves the payment link unpaid until Khalti expires it (lookup answers `Expired`), which is how a
 failed wallet/bank attempt ends at Khalti; ePayment has no separate failed state.
+
+| path (under /sandbox/khalti) | method | answers |
+|---|---|---|
+| `/api/v2/epayment/initiate/` | POST | `pidx`, `payment_url`, `expires_at`, `expires_in` (or `{field: [msg], "error_key"}`) |
+| `/api/v2/epayment/lookup/` | POST | the payment (`Expired` / `User canceled` with HTTP 400) |
+| `/api/merchant-transaction/<transaction_id>/refund/` | POST | `{"detail": "Transaction refund successful."}` |
+| anything else, or another method | any | DRF's `{"detail", "status_code"}` 404 / 405 |
+| `/sandbox/khalti/?pidx=…` | GET, POST | the hosted payment page |
+
+Not simulated: the legacy checkout (`/api/v2/payment/verify/`), KPG-1, bank-specific `modes`.
 """
 
 import hmac
@@ -14,7 +24,7 @@ from urllib.parse import urlencode, urlsplit
 
 from flask import Blueprint, jsonify, redirect, render_template, request
 
-from app.sandbox._common import load, save
+from app.sandbox._common import METHOD_NOT_ALLOWED, NOT_FOUND, SERVER_ERROR, load, save
 
 CODE = "khalti"
 SANDBOX_CREDENTIALS = {"secret_key": "live_secret_key_paysmith_sandbox_68791341fdd94846a146f0457ff7b455"}
@@ -28,6 +38,18 @@ OUTCOMES = {"success": "Completed", "failure": "Expired", "cancel": "User cancel
 CLOSED = {"Expired", "User canceled"}
 
 bp = Blueprint("sandbox_khalti", __name__)
+
+
+def error_envelope(status, kind, message):
+    """Khalti's API is Django REST framework: its default `{"detail"}` answers (with the `status_code` Khalti
+    adds, as on its 401s) for unknown paths, wrong methods and server errors."""
+    if kind == NOT_FOUND:
+        status, message = 404, "Not found."
+    elif kind == METHOD_NOT_ALLOWED:
+        status, message = 405, f'Method "{request.method}" not allowed.'
+    elif kind == SERVER_ERROR:
+        message = "A server error occurred."
+    return jsonify({"detail": message, "status_code": status}), status
 _ALPHABET = string.ascii_letters + string.digits
 
 

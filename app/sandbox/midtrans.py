@@ -1,7 +1,21 @@
 """Simulator of Midtrans Snap and the Core API it needs: create transaction, the Snap redirection page, the
 finish redirect, HTTP notifications (signed with signature_key, retried per the merchant's HTTP answer as
-Midtrans does), and /v2 status, cancel and refund. Snap (`/snap/v1`) and Core (`/v2`) share one base here;
-point midtransclient's `SNAP_SANDBOX_BASE_URL` at `<base>/snap/v1` and `CORE_SANDBOX_BASE_URL` at `<base>`.
+Midtrans does), and /v2 status, cancel, expire and refund. Snap (`/snap/v1`) and Core (`/v2`) share one base
+here; point midtransclient's `SNAP_SANDBOX_BASE_URL` at `<base>/snap/v1` and `CORE_SANDBOX_BASE_URL` at `<base>`.
+
+| path (under /sandbox/midtrans) | method | answers |
+|---|---|---|
+| `/snap/v1/transactions` | POST | `{token, redirect_url}` (201) |
+| `/snap/v4/redirection/<token>` | GET, POST | the Snap page (outcomes success, failure, challenge, pending, cancel) |
+| `/v2/<order_id or transaction_id>/status` | GET | the transaction, as notified (404 before a payment attempt) |
+| `/v2/<id>/cancel` | POST | pending/authorize/capture → cancel; else 412 |
+| `/v2/<id>/expire` | POST | pending → expire (status_code 407); else 412 |
+| `/v2/<id>/refund` | POST | refund by `refund_key` (a repeated key: the same refund) |
+| anything else, or another method | any | 404 `{"status_code": "404", "status_message": "The requested resource is not found"}` |
+
+Not simulated: Core API `/v2/charge`, approve/deny of challenged cards, `/v2/<id>/refund/online/direct`,
+capture, Snap's partner checkout-session cancel; on a Snap order that has no transaction yet, cancel/expire
+answer 404 (Transaction doesn't exist) and the Snap page stays open until its own expiry.
 
 Simplifications, each marked: the `cancel` button makes a `cancel` transaction (at Midtrans a shopper who
 leaves Snap leaves no transaction); card payments stay `capture` (no next-day settlement) and can be refunded.
@@ -16,7 +30,15 @@ from datetime import UTC, datetime, timedelta, timezone
 
 from flask import Blueprint, current_app, jsonify, redirect, render_template, request
 
-from app.sandbox._common import load, save, send_later
+from app.sandbox._common import (
+    METHOD_NOT_ALLOWED,
+    NOT_FOUND,
+    SERVER_ERROR,
+    gateway_path,
+    load,
+    save,
+    send_later,
+)
 
 CODE = "midtrans"
 SANDBOX_CREDENTIALS = {"server_key": "SB-Mid-server-PaysmithSandbox2026", "client_key": "SB-Mid-client-PaysmithSandbox"}
@@ -35,6 +57,9 @@ OUTCOMES = {
     "challenge": ("capture", "challenge", "201", "Challenge by FDS"),
     "failure": ("deny", "deny", "202", "Deny by Bank [MANDIRI] with code [05] and message [Do not honour]"),
     "cancel": ("cancel", "accept", "200", "Success, transaction is canceled"),
+    # the shopper leaves 3-D Secure unfinished: a card transaction waiting for the customer (the message is the
+    # simulator's; Midtrans' code for pending is 201)
+    "pending": ("pending", "accept", "201", "Success, Credit Card transaction is created, waiting for 3-D Secure"),
 }
 REFUNDABLE = {"capture", "settlement", "partial_refund"}
 CANCELLABLE = {"pending", "authorize", "capture"}
@@ -61,6 +86,19 @@ def _core_error(status, message, order_id=None):
     if order_id:
         body["id"] = str(uuid.uuid4())
     return jsonify(body), status
+
+
+def error_envelope(status, kind, message):
+    """Midtrans' answers to what it does not serve: Snap (`/snap/…`) in its `error_messages` list, the Core
+    API in `status_code`/`status_message` (midtransclient raises MidtransAPIError on both). An unknown resource
+    is 404 "The requested resource is not found" (veritrans-ruby's recorded cassettes, e.g. expire of
+    "not-exists"); Midtrans' own failure is 500 with the message its API gives."""
+    snap = gateway_path().startswith("/snap/")
+    if kind in (NOT_FOUND, METHOD_NOT_ALLOWED):
+        status, message = 404, "The requested resource is not found"
+    elif kind == SERVER_ERROR:
+        message = "Sorry. Our system is recovering from unexpected issues. Please retry."
+    return _snap_error(status, message) if snap else _core_error(status, message)
 
 
 UNAUTHORIZED_SNAP = ("Access denied due to unauthorized transaction, please check client or server key",
@@ -102,8 +140,9 @@ def _status_body(order):
     return body
 
 
-def _notify(order):
-    body = json.dumps(_status_body(order)).encode()
+def _notify(order, **override):
+    """Send the order's notification (`override` sets status_code/status_message, signed as sent)."""
+    body = json.dumps(_status_body({**order, **override})).encode()
     send_later("POST", order["notification_url"], delays=NOTIFICATION_RETRIES, data=body,
                retries="app.sandbox.midtrans.notification_retries", redirects=NOTIFICATION_REDIRECTS,
                headers={"Content-Type": "application/json", "Accept": "application/json"})
@@ -238,6 +277,25 @@ def cancel(order_id):
     order.update(transaction_status="cancel", status_code="200", status_message="Success, transaction is canceled")
     save(CODE, "order", order["order_id"], order)
     _notify(order)
+    return jsonify(_status_body(order))
+
+
+@bp.post("/v2/<order_id>/expire")
+def expire(order_id):
+    """Midtrans' Expire API (docs.midtrans.com/reference/expire-api, "Expire transaction"): a transaction the
+    customer has not paid (`pending`) becomes `expire`, answered HTTP 200 with status_code "407" "Success,
+    transaction has expired" (midtransclient treats 407 as a success) and notified (the docs' notification
+    sample: status_code "202", transaction_status "expire"); the order_id may then be used again. Anything else
+    — settled, captured, challenged by FDS (approve/deny/cancel decide those), already expired or cancelled — is
+    412 "Merchant cannot modify the status of the transaction", as the docs' error sample."""
+    order, error = _order_or_error(order_id)
+    if error:
+        return error
+    if order["transaction_status"] != "pending":
+        return _core_error(412, "Merchant cannot modify the status of the transaction")
+    order.update(transaction_status="expire", status_code="407", status_message="Success, transaction has expired")
+    save(CODE, "order", order["order_id"], order)
+    _notify(order, status_code="202", status_message="midtrans payment notification")
     return jsonify(_status_body(order))
 
 

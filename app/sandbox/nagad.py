@@ -13,6 +13,17 @@ published; these are the simulator's). The shopper's page has buttons named `out
 back to `merchantCallbackURL?merchant=…&order_id=…&payment_ref_id=…&status=…&status_code=…&message=…
 &payment_dt=…&issuer_payment_ref=…`.
 
+| path (under /sandbox/nagad/api/dfs or …/remote-payment-gateway-1.0/api/dfs) | method | answers |
+|---|---|---|
+| `check-out/initialize/{merchantId}/{orderId}` | POST | sealed `paymentReferenceId`, `challenge` (`accountNumber` optional) |
+| `check-out/complete/{paymentReferenceId}` | POST | `{"status": "Success", "callBackUrl"}` |
+| `verify/payment/{paymentRefId}` | GET | the payment, plain JSON |
+| `purchase/cancel?paymentRefId=…&orderId=…` | POST | a refund, sealed |
+| anything else, or another method | any | 404 / 405 `{"reason", "message"}` |
+| `/sandbox/nagad/check-out/{paymentReferenceId}` | GET, POST | the shopper's page |
+
+Not simulated: Nagad's tokenised/recurring and disbursement APIs.
+
 `purchase/cancel` (a refund; from community clients, Nagad publishes none) answers, sealed, `status`,
 `originalAmount`, `cancelAmount`, `cancelTrxId`; afterwards verify reports the payment `PartialRefunded` or
 `Refunded` (the simulator's choice among Refunded / PartialRefunded / Cancelled / PartialCancelled), and the
@@ -33,7 +44,15 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding
 from flask import Blueprint, jsonify, redirect, render_template, request
 
-from app.sandbox._common import decimal_amount, load, save
+from app.sandbox._common import (
+    METHOD_NOT_ALLOWED,
+    NOT_FOUND,
+    SERVER_ERROR,
+    decimal_amount,
+    gateway_path,
+    load,
+    save,
+)
 
 CODE = "nagad"
 DHAKA = timezone(timedelta(hours=6))
@@ -125,6 +144,17 @@ def _error(reason, message, status=400):
     return jsonify({"reason": reason, "message": message}), status
 
 
+def error_envelope(status, kind, message):
+    """Nagad's `{"reason", "message"}` error body for unknown paths, wrong methods and its own failures."""
+    if kind == NOT_FOUND:
+        return _error("NotFound", f"No API at {gateway_path()}", 404)
+    if kind == METHOD_NOT_ALLOWED:
+        return _error("MethodNotAllowed", f"{request.method} is not allowed on {gateway_path()}", 405)
+    if kind == SERVER_ERROR:
+        return _error("InternalServerError", "Internal server error", 500)
+    return _error("BadRequest", message, status)
+
+
 def _unseal(sensitive, signature):
     """The merchant's JSON, if it decrypts with our key and carries the merchant's signature; else None."""
     try:
@@ -171,7 +201,9 @@ def initialize(merchant_id, order_id):
     if data.get("merchantId") != merchant_id or data.get("orderId") != order_id or \
             len(str(data.get("challenge") or "")) < 20:
         return _error("InvalidSensitiveData", "Sensitive data does not match the request")
-    if body.get("accountNumber") != SANDBOX_CREDENTIALS["merchant_number"]:
+    # accountNumber is "not mandatory" in Nagad's own integration sample (its header comment) and nagadpy does
+    # not send it: absent is fine, present it must be the merchant's wallet number.
+    if "accountNumber" in body and body["accountNumber"] != SANDBOX_CREDENTIALS["merchant_number"]:
         return _error("InvalidMerchantAccount", "Merchant account number does not match")
     try:
         sent = datetime.strptime(str(data.get("datetime")), "%Y%m%d%H%M%S").replace(tzinfo=DHAKA)
@@ -257,6 +289,8 @@ def cancel():
     key = str(data.get("referenceNo") or "")
     if not key:
         return _error("InvalidSensitiveData", "referenceNo is required")
+    if not _request_date_ok(data.get("originalRequestDate"), session):
+        return _error("InvalidSensitiveData", "originalRequestDate must be the request's date (yyyyMMdd)")
     if key in session["refunds"]:  # the same refund asked again: the same answer
         return _sealed(session["refunds"][key])
     done = Decimal(session["cancelled"])
@@ -271,6 +305,20 @@ def cancel():
     session["refunds"][key] = answer
     save(CODE, "payment", reference, session)
     return _sealed(answer)
+
+
+def _request_date_ok(value, session):
+    """originalRequestDate: a yyyyMMdd date. Every client we found sends the cancel request's own date there
+    (codeboxrcodehub/nagad src/Payment/Refund.php `date("Ymd")`, a Laravel integration
+    `now('Asia/Dhaka')->format('Ymd')`, a TypeScript client the UTC date, a C# client `DateTime.Now`), none the
+    payment's; Nagad publishes nothing. So the simulator takes any date from the day before the order (a client
+    on UTC at Dhaka's early morning) to tomorrow, and nothing else."""
+    try:
+        day = datetime.strptime(str(value or ""), "%Y%m%d").date()
+    except ValueError:
+        return False
+    ordered = datetime.strptime(session["orderDateTime"], "%Y-%m-%d %H:%M:%S").date()
+    return ordered - timedelta(days=1) <= day <= _dhaka_now().date() + timedelta(days=1)
 
 
 # --- the shopper's page -------------------------------------------------------------------------------------

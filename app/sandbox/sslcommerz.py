@@ -6,9 +6,29 @@ refund and refund status — same paths, form fields, signatures and answers (se
 Both mounts share one transaction store, as they are one service. A session opened with
 `multi_card_name=dbblmobilebanking` shows the Rocket wallet page instead of the channel list.
 
+| path (under /sandbox/sslcommerz or /sandbox/rocket) | method | answers |
+|---|---|---|
+| `/gwprocess/v4/api.php` | POST | a session: `status`, `sessionkey`, `GatewayPageURL` |
+| `/EasyCheckOut/<sessionkey>` | GET, POST | the hosted page (then the browser form POST and the IPN) |
+| `/validator/api/validationserverAPI.php?val_id=…` | GET | order validation (VALID, then VALIDATED) |
+| `/validator/api/merchantTransIDvalidationAPI.php?tran_id=…` / `?sessionkey=…` | GET | transaction query |
+| `/validator/api/merchantTransIDvalidationAPI.php?bank_tran_id=…&refund_amount=…` | GET | refund |
+| `/validator/api/merchantTransIDvalidationAPI.php?refund_ref_id=…` | GET | refund status |
+| anything else, or another method | any | 404 / 405 `{"status": "FAILED", "failedreason", "APIConnect"}` |
+
+Not simulated: EMI, tokenised cards, the merchant panel's reports.
+
+Refunds: `refund_trans_id` is optional here. The official clients never send it (sslcommerz-lib 1.0
+`init_refund`, sslcommerz-lts 1.2.0 `initiateRefund`, "officially supported by SSLCommerz Integration
+Team"), while later integrations call it mandatory ("mandatory since Feb 2024" in a TypeScript port of
+sslcommerz-lts; "string(30) max - Mandatory parameter introduced 24/02/2025" in a C# integration). So the
+simulator takes both requests, and refuses one longer than 30 characters; our adapter always sends it.
+
 Not published by SSLCommerz, so chosen here: the IPN retry schedule (IPN_RETRIES), the wording of
 errors other than the credential error, refunds completing at once (status `refunded` on the first query),
-and the answer to a refund whose `refund_trans_id` was already used (the same refund, `processing`).
+and the answer to a refund whose `refund_trans_id` was already used (the same refund, `processing`): no
+source we found shows what SSLCommerz answers then, so our adapter does not rely on it
+(`refund_idempotent = False`).
 """
 
 import hashlib
@@ -18,7 +38,15 @@ from decimal import Decimal, InvalidOperation
 
 from flask import Blueprint, jsonify, render_template, request, url_for
 
-from app.sandbox._common import load, save, send_later
+from app.sandbox._common import (
+    METHOD_NOT_ALLOWED,
+    NOT_FOUND,
+    SERVER_ERROR,
+    gateway_path,
+    load,
+    save,
+    send_later,
+)
 
 STATE = "sslcommerz"  # one store of transactions for every mount
 SANDBOX_CREDENTIALS = {"store_id": "paysm6560a1b2c3d4e", "store_passwd": "paysm6560a1b2c3d4e@ssl"}
@@ -89,6 +117,16 @@ def _transaction_fields(tx):
         "value_d", "risk_level", "risk_title", "store_id", "error")}
 
 
+def error_envelope(status, kind, message):
+    """SSLCommerz's JSON refusal (`status` FAILED with a `failedreason`, `APIConnect` INVALID_REQUEST as its
+    validator APIs say for a request they cannot take) for unknown paths, wrong methods and its own failures."""
+    status = {NOT_FOUND: 404, METHOD_NOT_ALLOWED: 405, SERVER_ERROR: 500}.get(kind, status)
+    reason = {NOT_FOUND: f"Invalid request: no API at {gateway_path()}",
+              METHOD_NOT_ALLOWED: f"Invalid request: {request.method} is not accepted at {gateway_path()}",
+              SERVER_ERROR: "Internal error, please try again"}.get(kind, message)
+    return jsonify({"status": "FAILED", "failedreason": reason, "APIConnect": "INVALID_REQUEST"}), status
+
+
 def make_blueprint(code):
     bp = Blueprint(f"sandbox_{code}", __name__)
 
@@ -155,7 +193,8 @@ def make_blueprint(code):
             return jsonify({"APIConnect": "DONE", "status": "INVALID_TRANSACTION"})
         key, session = found
         tx = session["tx"]
-        answer = {**_transaction_fields(tx), "status": "VALIDATED" if tx.get("validated_on") else "VALID"}
+        answer = {**_transaction_fields(tx), **_validation_extras(tx),
+                  "status": "VALIDATED" if tx.get("validated_on") else "VALID"}
         if not tx.get("validated_on"):
             tx["validated_on"] = _dhaka_now()
             save(STATE, "session", key, session)
@@ -201,6 +240,7 @@ def _finish(session, outcome, rocket):
         "card_issuer_country": "Bangladesh", "card_issuer_country_code": "BD",
     }
     if outcome == "success":
+        tx["card_ref_id"] = secrets.token_hex(33)
         stamp = datetime.now(UTC).strftime("%y%m%d%H%M%S")
         tx["val_id"] = stamp + secrets.token_hex(7)
         tx["bank_tran_id"] = stamp + secrets.token_hex(8)
@@ -212,6 +252,19 @@ def _finish(session, outcome, rocket):
         save(STATE, "val", tx["val_id"], session["sessionkey"])
         save(STATE, "bank", tx["bank_tran_id"], session["sessionkey"])
     return tx
+
+
+def _validation_extras(tx):
+    """What the validation API adds to the transaction's fields, as real sandbox answers carry it (a public
+    PostgreSQL dump of stored answers, table apps_payment: emi_instalment "0", emi_amount "0.00",
+    emi_description "", emi_issuer = the card's issuer, account_details "", card_ref_id (66 hex), offer_avail 1
+    and isTokeizeSuccess 0 as JSON numbers, campaign_code "", card_category "DEBIT", card_sub_brand ""; the
+    official PHP sample's success.php reads the emi_* fields, sslcommerz-python's mocks the same types)."""
+    card = tx.get("card_brand") != "MOBILEBANKING"
+    return {"emi_instalment": "0", "emi_amount": "0.00", "emi_description": "",
+            "emi_issuer": tx.get("card_issuer", ""), "account_details": "",
+            "card_ref_id": tx.get("card_ref_id", ""), "offer_avail": 1, "campaign_code": "",
+            "card_category": "DEBIT" if card else "", "card_sub_brand": "", "isTokeizeSuccess": 0}
 
 
 def _by_val_id(val_id):
@@ -228,10 +281,11 @@ def _refund(args):
     if session is None or session["store_id"] != args["store_id"]:
         return jsonify({**base, "errorReason": "Invalid bank_tran_id"})
     base["trans_id"] = session["tran_id"]
-    if not args.get("refund_trans_id"):
-        return jsonify({**base, "errorReason": "refund_trans_id is required"})
-    existing = next((r for r in session["refunds"] if r.get("refund_trans_id") == args["refund_trans_id"]), None)
-    if existing:  # the same refund asked again: SSLCommerz says it is already in hand
+    trans_id = args.get("refund_trans_id", "")
+    if len(trans_id) > 30:
+        return jsonify({**base, "errorReason": "refund_trans_id must be at most 30 characters"})
+    existing = next((r for r in session["refunds"] if trans_id and r.get("refund_trans_id") == trans_id), None)
+    if existing:  # the same refund asked again (unconfirmed at SSLCommerz: see the module docstring)
         return jsonify({**base, "refund_ref_id": existing["refund_ref_id"], "status": "processing", "errorReason": ""})
     amount = _money(args.get("refund_amount", ""))
     if not args.get("refund_remarks"):
@@ -239,7 +293,7 @@ def _refund(args):
     refunded = sum(Decimal(r["amount"]) for r in session["refunds"])
     if amount is None or amount <= 0 or amount > Decimal(session["total_amount"]) - refunded:
         return jsonify({**base, "errorReason": "Refund amount is greater than the refundable amount"})
-    refund = {"refund_ref_id": secrets.token_hex(8), "refund_trans_id": args["refund_trans_id"],
+    refund = {"refund_ref_id": secrets.token_hex(8), "refund_trans_id": trans_id,
               "refe_id": args.get("refe_id", ""), "amount": str(amount), "initiated_on": _dhaka_now()}
     session["refunds"].append(refund)
     save(STATE, "session", key, session)

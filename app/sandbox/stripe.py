@@ -1,9 +1,24 @@
 """Simulator of the part of Stripe's API that app/gateways/stripe.py calls through the official SDK, its
 hosted Checkout page, and its signed webhooks.
 
-API (form-encoded bodies with Stripe's bracket notation, secret key as Bearer or Basic user):
-`POST /v1/checkout/sessions`, `GET /v1/checkout/sessions/<id>` (`expand[]=payment_intent`),
-`POST /v1/checkout/sessions/<id>/expire`, `POST /v1/coupons`, `POST /v1/refunds`, `GET /v1/refunds/<id>`.
+API (form-encoded bodies with Stripe's bracket notation, secret key as Bearer or Basic user), at the API
+version stripe-python pins (API_VERSION):
+
+| path (under /sandbox/stripe) | method | answers |
+|---|---|---|
+| `/v1/checkout/sessions` | POST | a Checkout Session |
+| `/v1/checkout/sessions` | GET | `checkout.Session.list`: `payment_intent`, `status`, `limit`, `starting_after` filters |
+| `/v1/checkout/sessions/<id>` | GET | the session (`expand[]=payment_intent`, `payment_intent.latest_charge`) |
+| `/v1/checkout/sessions/<id>/expire` | POST | expires an open session (else 400 checkout_session_not_expirable) |
+| `/v1/payment_intents/<id>` | GET | the PaymentIntent (`expand[]=latest_charge`; `charges` refused: gone since 2022-11-15) |
+| `/v1/coupons` | POST | a fixed-amount coupon |
+| `/v1/refunds` | POST | a refund of a PaymentIntent or Charge |
+| `/v1/refunds/<id>` | GET | the refund |
+| anything else, or another method | any | 404 `Unrecognized request URL (METHOD: path)` |
+| `/c/pay/<session id>` | GET, POST | the hosted Checkout page |
+
+Not simulated: PaymentIntents created directly, Customers, Prices/Products, Payment Links, Events API,
+`payment_intents` search/list, Charges retrieve.
 Errors have Stripe's shape `{"error": {"type", "code", "message", "param"}}` and status codes (400 invalid
 request, 401 bad key, 404 missing object, 409 idempotency key in use). POSTs honour `Idempotency-Key` as
 docs.stripe.com/idempotency says: a replay returns the first answer; other parameters → idempotency_error;
@@ -31,7 +46,15 @@ from decimal import Decimal
 from flask import Blueprint, current_app, jsonify, make_response, redirect, render_template, request, url_for
 
 from app.extensions import get_queue, get_redis
-from app.sandbox._common import load, save, send_later
+from app.sandbox._common import (
+    METHOD_NOT_ALLOWED,
+    NOT_FOUND,
+    SERVER_ERROR,
+    gateway_path,
+    load,
+    save,
+    send_later,
+)
 
 CODE = "stripe"
 SANDBOX_CREDENTIALS = {
@@ -60,6 +83,18 @@ def error(status, message, *, code=None, param=None, kind="invalid_request_error
     if param:
         body["param"] = param
     return make_response(jsonify({"error": body}), status)
+
+
+def error_envelope(status, kind, message):
+    """Stripe answers a path it does not serve, or a method the path does not take, with 404
+    `Unrecognized request URL (METHOD: /v1/…)` (the SDK raises InvalidRequestError), and its own failures
+    with 500 `api_error`."""
+    if kind in (NOT_FOUND, METHOD_NOT_ALLOWED):
+        return error(404, f"Unrecognized request URL ({request.method}: {gateway_path()}). Please see "
+                          "https://stripe.com/docs or we can help at https://support.stripe.com/.")
+    if kind == SERVER_ERROR:
+        return error(500, "An unknown error occurred", kind="api_error")
+    return error(status, message)
 
 
 def _api_key():
@@ -202,13 +237,46 @@ def _save_session(session):
     save(CODE, "session", session["id"], session)
 
 
+#: What each object lets `expand[]` replace by the object it names (at the API version the SDK pins:
+#: a PaymentIntent has `latest_charge`, no `charges` list since 2022-11-15).
+EXPANDABLE = {"checkout.session": {"payment_intent": "pi"}, "payment_intent": {"latest_charge": "charge"},
+              "charge": {"payment_intent": "pi"}, "refund": {"charge": "charge", "payment_intent": "pi"}}
+
+
+def _expand_paths(list_prefix=False):
+    """The request's `expand[]` values (also `expand[0]`…); for a list, without its leading `data.`."""
+    paths = request.args.getlist("expand[]") + [v for k, v in request.args.items(multi=True)
+                                                if k.startswith("expand[") and k != "expand[]"]
+    if not list_prefix:
+        return paths, None
+    for path in paths:
+        if not path.startswith("data."):
+            return None, error(400, f"This property cannot be expanded ({path}).", param="expand")
+    return [p[len("data."):] for p in paths], None
+
+
+def _expand(obj, paths, shown=""):
+    """`obj` with each dotted path in `paths` expanded, or a Stripe error for one that cannot be."""
+    obj = dict(obj)
+    for path in paths:
+        field, _, rest = path.partition(".")
+        kind = EXPANDABLE.get(obj.get("object"), {}).get(field)
+        if kind is None:
+            return None, error(400, f"This property cannot be expanded ({shown}{path}).", param="expand")
+        value = obj.get(field)
+        if isinstance(value, str):
+            value = load(CODE, kind, value)
+        if isinstance(value, dict) and rest:
+            value, problem = _expand(value, [rest], f"{shown}{field}.")
+            if problem:
+                return None, problem
+        obj[field] = value
+    return obj, None
+
+
 def _expanded(session):
-    data = _public(session)
-    expand = request.args.getlist("expand[]") + [v for k, v in request.args.items(multi=True)
-                                                 if k.startswith("expand[") and k != "expand[]"]
-    if "payment_intent" in expand and data.get("payment_intent"):
-        data["payment_intent"] = load(CODE, "pi", data["payment_intent"])
-    return data
+    paths, _ = _expand_paths()
+    return _expand(_public(session), paths)
 
 
 def _line_items(params):
@@ -287,6 +355,9 @@ def create_session():
     }
     session["url"] = url_for(".hosted_page", session_id=session["id"], _external=True)
     _save_session(session)
+    redis = get_redis()  # newest first, for checkout.Session.list
+    redis.lpush(f"sandbox:{CODE}:sessions", session["id"])
+    redis.ltrim(f"sandbox:{CODE}:sessions", 0, 999)
     return jsonify(_public(session))
 
 
@@ -295,7 +366,60 @@ def get_session(session_id):
     session = _load_session(session_id)
     if session is None:
         return error(404, f"No such checkout.session: '{session_id}'", code="resource_missing", param="session")
-    return jsonify(_expanded(session))
+    data, problem = _expanded(session)
+    return problem or jsonify(data)
+
+
+@bp.get("/v1/checkout/sessions")
+def list_sessions():
+    """`checkout.Session.list`: newest first, filtered by `payment_intent` or `status`, `limit` 1-100 (10),
+    `starting_after`; Stripe's list envelope `{"object": "list", "data", "has_more", "url"}`."""
+    limit = _int(request.args.get("limit", 10))
+    if limit is None or not 1 <= limit <= 100:
+        return error(400, "This value must be greater than or equal to 1 and less than or equal to 100.",
+                     code="parameter_invalid_integer", param="limit")
+    paths, problem = _expand_paths(list_prefix=True)
+    if problem:
+        return problem
+    if request.args.get("payment_intent"):
+        found = load(CODE, "pi-session", request.args["payment_intent"])
+        ids = [found] if found else []
+    else:
+        ids = [raw.decode() for raw in get_redis().lrange(f"sandbox:{CODE}:sessions", 0, -1)]
+    status = request.args.get("status")
+    if status and status not in ("open", "complete", "expired"):
+        return error(400, "Invalid status: must be one of open, complete, or expired", param="status")
+    after = request.args.get("starting_after")
+    if after:
+        if after not in ids:
+            return error(400, f"No such checkout.session: '{after}'", code="resource_missing",
+                         param="starting_after")
+        ids = ids[ids.index(after) + 1:]
+    data = []
+    for session_id in ids:
+        session = _load_session(session_id)
+        if session is None or (status and session["status"] != status):
+            continue
+        item, problem = _expand(_public(session), paths, "data.")
+        if problem:
+            return problem
+        data.append(item)
+        if len(data) > limit:
+            break
+    return jsonify({"object": "list", "data": data[:limit], "has_more": len(data) > limit,
+                    "url": "/v1/checkout/sessions"})
+
+
+@bp.get("/v1/payment_intents/<intent_id>")
+def get_payment_intent(intent_id):
+    """`PaymentIntent.retrieve`, with `expand[]=latest_charge` (and `charges`, gone at this API version,
+    refused as Stripe refuses an unknown expansion)."""
+    intent = load(CODE, "pi", intent_id)
+    if intent is None:
+        return error(404, f"No such payment_intent: '{intent_id}'", code="resource_missing", param="intent")
+    paths, _ = _expand_paths()
+    data, problem = _expand(intent, paths)
+    return problem or jsonify(data)
 
 
 @bp.post("/v1/checkout/sessions/<session_id>/expire")
@@ -379,8 +503,10 @@ def _pay(session, intent_status):
     the session's `payment_intent_data.metadata`; the session's own `metadata` stays on the session."""
     meta = session[PRIVATE]["pi_metadata"]
     intent = {"id": _id("pi"), "object": "payment_intent", "amount": session["amount_total"],
+              "amount_received": 0, "capture_method": "automatic_async", "confirmation_method": "automatic",
               "currency": session["currency"], "status": intent_status, "latest_charge": None, "metadata": meta,
-              "created": int(time.time()), "livemode": False}
+              "payment_method_types": ["card"], "created": int(time.time()), "livemode": False}
+    save(CODE, "pi-session", intent["id"], session["id"])
     session.update(status="complete", payment_intent=intent["id"],
                    payment_status="paid" if intent_status == "succeeded" else "unpaid")
     if intent_status == "succeeded":
@@ -396,7 +522,7 @@ def _charge(intent):
               "status": "succeeded", "metadata": dict(intent["metadata"]), "created": int(time.time()),
               "payment_method_details": {"type": "card", "card": {"brand": "visa", "last4": "4242"}}}
     save(CODE, "charge", charge["id"], charge)
-    intent["latest_charge"] = charge["id"]
+    intent.update(latest_charge=charge["id"], amount_received=intent["amount"])
 
 
 def settle_delayed(session_id, succeeded):

@@ -8,6 +8,14 @@ Test cards (any future expiry, any CVC):
 - 4000 0000 0000 0341 succeeds, but refunds of it are declined by the acquirer.
 - Any other number that passes the Luhn check succeeds without a code; others are refused as invalid.
 Only the brand and the last four digits are ever kept.
+
+| path (under /sandbox/testcard) | method | answers |
+|---|---|---|
+| `/v1/checkout_sessions` | POST | a session with its hosted `url` |
+| `/v1/checkout_sessions/<id>` | GET | the session |
+| `/v1/checkout_sessions/<id>/refunds` | POST | a refund (Idempotency-Key honoured) |
+| anything else under /v1/, or another method | any | 404 `{"error": {"type", "message"}}` |
+| `/pay/<id>`, `/pay/<id>/otp` | GET, POST | the card page and the one-time-code page |
 """
 
 import hmac
@@ -19,7 +27,15 @@ from datetime import datetime
 from flask import Blueprint, abort, jsonify, redirect, render_template, request
 
 from app.gateways.testcard import SIGNATURE_HEADER, sign
-from app.sandbox._common import load, save, send_later
+from app.sandbox._common import (
+    METHOD_NOT_ALLOWED,
+    NOT_FOUND,
+    SERVER_ERROR,
+    gateway_path,
+    load,
+    save,
+    send_later,
+)
 
 CODE = "testcard"
 SANDBOX_CREDENTIALS = {
@@ -79,6 +95,17 @@ def _error(status, message, code=None, kind="invalid_request_error"):
     if code:
         body["code"] = code
     return jsonify({"error": body}), status
+
+
+def error_envelope(status, kind, message):
+    """The acquirer's API answers in its `{"error": {"type", "message"}}` envelope; its pages keep the app's."""
+    if not gateway_path().startswith("/v1/"):
+        return None
+    if kind in (NOT_FOUND, METHOD_NOT_ALLOWED):
+        return _error(404, f"Unrecognized request URL ({request.method}: {gateway_path()})")
+    if kind == SERVER_ERROR:
+        return _error(500, "An unknown error occurred", kind="api_error")
+    return _error(status, message)
 
 
 def _authorized():

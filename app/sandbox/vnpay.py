@@ -5,6 +5,15 @@ querydr/refund JSON API with its checksums (every answer signed over VNPay's res
 The IPN URL is registered with VNPay out of band; here it is our own `/callbacks/vnpay/ipn`.
 It shares nothing with app/gateways/vnpay.py but the protocol: the hashing below is written again from
 VNPay's sample code on purpose, so a mistake on one side shows up as a refused signature.
+
+| path (under /sandbox/vnpay) | method | answers |
+|---|---|---|
+| `/paymentv2/vpcpay.html?…&vnp_SecureHash=…` | GET | checks the signed URL, redirects to the payment page (or VNPay's error page) |
+| `/paymentv2/Transaction/PaymentMethod.html` | GET, POST | the payment page; then the return redirect and the IPN |
+| `/merchant_webapi/api/transaction` | POST | `querydr` and `refund` (JSON, pipe checksums) |
+| anything else, or another method | any | `vnp_ResponseCode` 99 (JSON on the web API, the error page elsewhere) |
+
+Not simulated: token payments, installments, the merchant portal.
 """
 
 import hashlib
@@ -15,7 +24,15 @@ from urllib.parse import quote_plus
 
 from flask import Blueprint, current_app, jsonify, redirect, render_template, request
 
-from app.sandbox._common import load, save, send_later
+from app.sandbox._common import (
+    METHOD_NOT_ALLOWED,
+    NOT_FOUND,
+    SERVER_ERROR,
+    gateway_path,
+    load,
+    save,
+    send_later,
+)
 
 CODE = "vnpay"
 SANDBOX_CREDENTIALS = {"tmn_code": "PSMITH01", "hash_secret": "PAYSMITHSANDBOXVNPAYHASHSECRET2026"}
@@ -71,6 +88,18 @@ def _now():
 
 def _error_page(code, message, status=400):
     return render_template("sandbox/vnpay/error.html", code=code, message=message), status
+
+
+def error_envelope(status, kind, message):
+    """VNPay's own answers: the merchant web API (`/merchant_webapi/…`, JSON) with vnp_ResponseCode 99 ("other
+    error" in its code lists), its payment pages with its error page."""
+    text = {NOT_FOUND: "Not found", METHOD_NOT_ALLOWED: "Method not allowed", SERVER_ERROR: "Unknow error"}.get(
+        kind, message)
+    status = 500 if kind == SERVER_ERROR else (405 if kind == METHOD_NOT_ALLOWED else (
+        404 if kind == NOT_FOUND else status))
+    if gateway_path().startswith("/merchant_webapi/"):
+        return jsonify({"vnp_ResponseCode": "99", "vnp_Message": text}), status
+    return _error_page("99", text, status)
 
 
 # --- the payment page ---------------------------------------------------------------------------------------

@@ -293,6 +293,6 @@ def test_which_gateways_deduplicate_refund_requests():
         "testcard": True,  # Idempotency-Key
         "stripe": True,  # Idempotency-Key
         "midtrans": True,  # refund_key
-        "sslcommerz": True, "rocket": True,  # refund_trans_id
-        "vnpay": False, "khalti": False, "bkash": False, "nagad": False,
+        # SSLCommerz's answer to a repeated refund_trans_id is not known (app/gateways/sslcommerz.py)
+        "vnpay": False, "khalti": False, "bkash": False, "nagad": False, "sslcommerz": False, "rocket": False,
     }
