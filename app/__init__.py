@@ -24,6 +24,7 @@ def create_app(overrides=None, instance_path=None):
     register_blueprints(app)
     register_error_handlers(app)
     register_template_helpers(app)
+    register_i18n(app)
     register_security_headers(app)
     register_commands(app)
     return app
@@ -101,6 +102,12 @@ def register_template_helpers(app):
     app.jinja_env.filters["money"] = lambda amount, currency: money.format_money(amount, currency)
     app.jinja_env.globals["Status"] = Status
     app.jinja_env.globals["sandbox_on"] = app.config["SANDBOX"]
+
+
+def register_i18n(app):
+    from app.i18n import register_i18n as register
+
+    register(app)
 
 
 def register_security_headers(app):
