@@ -61,6 +61,10 @@ def register_extensions(app):
 
     register_outbox_relay(app)
 
+    from app.services.receipts import register_receipt_relay
+
+    register_receipt_relay(app)
+
 
 def register_blueprints(app):
     from app.api import bp as api_bp

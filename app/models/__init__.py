@@ -4,6 +4,7 @@ from app.models.base import isoformat, utcnow
 from app.models.idempotency import IdempotencyKey
 from app.models.merchant import ApiKey, GatewayAccount, Merchant
 from app.models.payment import Payment, PaymentEvent
+from app.models.receipt import Receipt
 from app.models.refund import Refund
 from app.models.webhook import OutboxEvent, WebhookAttempt
 
@@ -15,6 +16,7 @@ __all__ = [
     "OutboxEvent",
     "Payment",
     "PaymentEvent",
+    "Receipt",
     "Refund",
     "WebhookAttempt",
     "isoformat",
