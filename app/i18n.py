@@ -197,7 +197,7 @@ def format_shopper_datetime(value, currency, language=None):
     zone = ZoneInfo(COUNTRY_TIMEZONE.get(CURRENCY_COUNTRY.get((currency or "").upper()), "UTC"))
     aware = value.replace(tzinfo=UTC)
     return format_datetime(aware, "medium", tzinfo=zone, locale=locale) + " " + \
-        format_datetime(aware, "zzzz" if zone.key == "UTC" else "z", tzinfo=zone, locale=locale)
+        format_datetime(aware, "ZZZZ", tzinfo=zone, locale=locale)  # "GMT+07:00", in the locale's words
 
 
 def countdown_text(seconds_left):
