@@ -21,9 +21,8 @@ from babel import Locale, UnknownLocaleError
 from babel.dates import format_datetime
 from babel.numbers import get_currency_symbol, parse_pattern
 from flask import g, has_request_context, request
-from flask_babel import Babel, force_locale, get_locale, get_translations
+from flask_babel import Babel, force_locale, get_locale, get_translations, ngettext
 from flask_babel import gettext as _
-from flask_babel import ngettext
 
 from app import money
 
@@ -210,7 +209,7 @@ def countdown_text(seconds_left):
         return ngettext("%(num)d day %(hours)d h", "%(num)d days %(hours)d h", days, hours=hours)
     if hours:
         return _("%(hours)d h %(minutes)02d min", hours=hours, minutes=minutes)
-    return "%d:%02d" % (minutes, seconds)
+    return f"{minutes}:{seconds:02d}"
 
 
 def countdown_formats():

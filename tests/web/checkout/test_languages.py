@@ -11,10 +11,16 @@ from babel.messages.mofile import read_mo
 from babel.messages.pofile import read_po
 
 from app import ROOT
-from app.i18n import LANGUAGES, countdown_text, default_locale_for, format_locale, format_money_in
-from app.i18n import format_shopper_datetime
-from app.state_machine import Status, transition
 from app.extensions import db
+from app.i18n import (
+    LANGUAGES,
+    countdown_text,
+    default_locale_for,
+    format_locale,
+    format_money_in,
+    format_shopper_datetime,
+)
+from app.state_machine import Status, transition
 
 TRANSLATIONS = os.path.join(ROOT, "app", "translations")
 OTHER = [code for code in LANGUAGES if code != "en"]
