@@ -24,6 +24,7 @@ def create_app(overrides=None, instance_path=None):
     register_blueprints(app)
     register_error_handlers(app)
     register_template_helpers(app)
+    register_i18n(app)
     register_security_headers(app)
     register_commands(app)
     return app
@@ -37,10 +38,9 @@ def configure_logging(app):
 
 def register_extensions(app):
     from app import models  # noqa: F401  (tables known to Alembic)
-    from app.extensions import babel, csrf, db, init_redis, limiter, login_manager, migrate
+    from app.extensions import csrf, db, init_redis, limiter, login_manager, migrate
 
     db.init_app(app)
-    babel.init_app(app)
     migrate.init_app(app, db, directory=os.path.join(ROOT, "migrations"), render_as_batch=True)
     csrf.init_app(app)
     init_redis(app)
@@ -60,6 +60,10 @@ def register_extensions(app):
     from app.services.webhooks import register_outbox_relay
 
     register_outbox_relay(app)
+
+    from app.services.receipts import register_receipt_relay
+
+    register_receipt_relay(app)
 
 
 def register_blueprints(app):
@@ -102,6 +106,12 @@ def register_template_helpers(app):
     app.jinja_env.filters["money"] = lambda amount, currency: money.format_money(amount, currency)
     app.jinja_env.globals["Status"] = Status
     app.jinja_env.globals["sandbox_on"] = app.config["SANDBOX"]
+
+
+def register_i18n(app):
+    from app.i18n import register_i18n as register
+
+    register(app)
 
 
 def register_security_headers(app):

@@ -78,6 +78,21 @@ class Config:
     RATELIMIT_ENABLED = True
     SQLALCHEMY_ENGINE_OPTIONS: dict = {}
     LOG_LEVEL = "INFO"
+    #: Shopper receipts by email: `smtp` (MAIL_SERVER…), `file` (.eml files in instance/mail/) or `console`
+    #: (logged); None picks smtp when MAIL_SERVER is set, else file.
+    MAIL_BACKEND = None
+    MAIL_SERVER = None
+    MAIL_PORT = 587
+    MAIL_USERNAME = None
+    MAIL_PASSWORD = None
+    #: STARTTLS after connecting (MAIL_PORT 465 means TLS from the start instead).
+    MAIL_USE_TLS = True
+    MAIL_FROM = "Paysmith <receipts@paysmith.test>"
+    MAIL_TIMEOUT_SECONDS = 30
+    #: Tries per receipt before it is marked failed (after 1, 4, 16, 64 minutes).
+    RECEIPT_MAX_ATTEMPTS = 5
+    RECEIPT_SWEEP_SECONDS = 60
+    RECEIPT_LEASE_SECONDS = 120
 
 
 class Development(Config):
@@ -86,6 +101,7 @@ class Development(Config):
 
 class Testing(Config):
     ENV_NAME = "testing"
+    MAIL_BACKEND = "file"  # tests that read mail point it at their own SMTP server
     TESTING = True
     ALLOW_PRIVATE_WEBHOOK_URLS = True
     RATELIMIT_ENABLED = False
@@ -104,7 +120,8 @@ CONFIGS = {"development": Development, "testing": Testing, "production": Product
 
 #: Integer settings that may also come from the environment.
 INT_SETTINGS = ("WEBHOOK_TIMEOUT_SECONDS", "WEBHOOK_MAX_ATTEMPTS", "WEBHOOK_LEASE_SECONDS",
-                "RECONCILE_AFTER_SECONDS", "PAYMENT_DEFAULT_EXPIRY_SECONDS", "CHECKOUT_MAX_ATTEMPTS")
+                "RECONCILE_AFTER_SECONDS", "PAYMENT_DEFAULT_EXPIRY_SECONDS", "CHECKOUT_MAX_ATTEMPTS", "MAIL_PORT",
+                "RECEIPT_MAX_ATTEMPTS")
 
 
 def load_config(app, overrides=None):
@@ -119,6 +136,11 @@ def load_config(app, overrides=None):
     for name in ("SECRET_KEY", "DATABASE_URL", "REDIS_URL", "PUBLIC_BASE_URL", "ENCRYPTION_KEY"):
         if env.get(name):
             app.config[name] = env[name]
+    for name in ("MAIL_BACKEND", "MAIL_SERVER", "MAIL_USERNAME", "MAIL_PASSWORD", "MAIL_FROM"):
+        if env.get(name):
+            app.config[name] = env[name]
+    if "MAIL_USE_TLS" in env:
+        app.config["MAIL_USE_TLS"] = _bool(env["MAIL_USE_TLS"])
     if "SANDBOX" in env:
         app.config["SANDBOX"] = _bool(env["SANDBOX"])
     if "ALLOW_PRIVATE_WEBHOOK_URLS" in env:
@@ -145,6 +167,8 @@ def load_config(app, overrides=None):
     else:
         app.config["SQLALCHEMY_ENGINE_OPTIONS"] = {"pool_pre_ping": True}
     app.config["PUBLIC_BASE_URL"] = app.config["PUBLIC_BASE_URL"].rstrip("/")
+    if not app.config.get("MAIL_BACKEND"):
+        app.config["MAIL_BACKEND"] = "smtp" if app.config.get("MAIL_SERVER") else "file"
     validate(app.config)
 
 
@@ -157,3 +181,5 @@ def validate(config):
             raise RuntimeError("Production needs DATABASE_URL (PostgreSQL)")
         if not config.get("REDIS_URL"):
             raise RuntimeError("Production needs REDIS_URL")
+    if config.get("MAIL_BACKEND") not in ("smtp", "file", "console"):
+        raise RuntimeError("MAIL_BACKEND must be smtp, file or console")

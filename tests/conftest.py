@@ -28,6 +28,13 @@ from tests.factories import Factories
 
 
 class RollbackClient(FlaskClient):
+    """The Flask test client, ending the test thread's transaction first; it reads English like the tests
+    (Accept-Language: en), unless a test sends another language."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.environ_base.setdefault("HTTP_ACCEPT_LANGUAGE", "en")
+
     def open(self, *args, **kwargs):
         db.session.rollback()
         return super().open(*args, **kwargs)
@@ -39,6 +46,8 @@ class Http(requests.Session):
     def __init__(self, base_url):
         super().__init__()
         self.base_url = base_url
+        # The pages a test reads are in English (a VND payment would otherwise default to Vietnamese).
+        self.headers["Accept-Language"] = "en"
 
     def request(self, method, url, *args, **kwargs):
         db.session.rollback()

@@ -4,4 +4,4 @@ from flask import Blueprint
 
 bp = Blueprint("checkout", __name__, url_prefix="/pay")
 
-from app.checkout import routes  # noqa: E402,F401
+from app.checkout import confirm, routes  # noqa: E402,F401

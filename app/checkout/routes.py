@@ -2,12 +2,13 @@
 
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
-from flask import abort, current_app, redirect, render_template, request
+from flask import abort, redirect, render_template, request
 
 from app.checkout import bp, outcomes
 from app.checkout.forms import CancelForm, MethodForm
 from app.gateways import get_gateway
 from app.gateways.base import FormPost
+from app.i18n import current_language
 from app.models import utcnow
 from app.services import payments
 from app.services.errors import ServiceError
@@ -51,15 +52,6 @@ def _method_form(payment):
     return form
 
 
-def _shopper_language():
-    """The language the checkout speaks to this shopper (Flask-Babel's choice), told to the gateway."""
-    if "babel" not in current_app.extensions:
-        return None
-    from flask_babel import get_locale
-
-    return get_locale().language
-
-
 def _last_try_notice(payment):
     """What the shopper is told about their last try when it did not work (and they may try again)."""
     last = payment.attempts[-1] if payment.attempts else None
@@ -80,7 +72,7 @@ def pay(token):
         if form.validate_on_submit():
             try:
                 action = payments.start_checkout(payment, form.method.data, request.remote_addr,
-                                                 locale=_shopper_language())
+                                                 locale=current_language())
             except ServiceError as exc:
                 error = exc.message
             else:

@@ -133,6 +133,9 @@ class StripeGateway(Gateway):
             "cancel_url": ctx.callback_url("cancel") +
                           f"?attempt_id={payment.order_id}&sig={self._cancel_signature(ctx, payment.order_id)}",
             "expires_at": session_expiry(unix_seconds(payment.expires_at), time.time()),
+            # Checkout's `locale`: Stripe.js "Supported locales" lists vi and id for Checkout, not ne or bn
+            # (those read the browser's language: auto).
+            "locale": {"en": "en", "vi": "vi", "id": "id"}.get(payment.locale, "auto"),
         }
         shipping = [i for i in items if i.get("type") == "shipping"]
         if shipping:

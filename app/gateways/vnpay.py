@@ -183,7 +183,7 @@ class VNPayGateway(Gateway):
             "vnp_TxnRef": payment.order_id,
             "vnp_OrderInfo": order_info,
             "vnp_OrderType": "other",
-            "vnp_Locale": "vn",
+            "vnp_Locale": "vn" if payment.locale == "vi" else "en",  # VNPay's pay page speaks vn or en only
             "vnp_ReturnUrl": ctx.callback_url("return"),
             "vnp_IpAddr": ctx.shopper_ip,
             "vnp_CreateDate": vn_time(now),

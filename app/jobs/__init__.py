@@ -70,6 +70,12 @@ def enqueue_refunds(app, refund_ids):
     _enqueue_many(get_queue("default", app), "app.jobs.refunds.process", refund_ids, timeout=_refund_timeout(app))
 
 
+def enqueue_receipts(app, receipt_ids):
+    """One send job per receipt, in one Redis round trip."""
+    _enqueue_many(get_queue("default", app), "app.jobs.receipts.send", receipt_ids,
+                  timeout=2 * app.config["MAIL_TIMEOUT_SECONDS"] + 30)
+
+
 def after_commit(app, event_ids, payments, refund_ids=()):
     """Hook run by the outbox relay after a commit: webhook deliveries, expiry timers, gateway refunds.
 

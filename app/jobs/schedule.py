@@ -18,6 +18,7 @@ PERIODIC = {
     "expiry": ("app.jobs.expiry.sweep", "EXPIRY_SWEEP_SECONDS"),
     "reconciliation": ("app.jobs.reconciliation.sweep", "RECONCILE_SWEEP_SECONDS"),
     "refunds": ("app.jobs.refunds.sweep", "REFUND_SWEEP_SECONDS"),
+    "receipts": ("app.jobs.receipts.sweep", "RECEIPT_SWEEP_SECONDS"),
 }
 
 

@@ -4,6 +4,7 @@ from app.models.base import isoformat, utcnow
 from app.models.idempotency import IdempotencyKey
 from app.models.merchant import ApiKey, GatewayAccount, Merchant
 from app.models.payment import Payment, PaymentAttempt, PaymentEvent
+from app.models.receipt import Receipt
 from app.models.refund import Refund
 from app.models.webhook import OutboxEvent, WebhookAttempt
 
@@ -16,6 +17,7 @@ __all__ = [
     "Payment",
     "PaymentAttempt",
     "PaymentEvent",
+    "Receipt",
     "Refund",
     "WebhookAttempt",
     "isoformat",

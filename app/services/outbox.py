@@ -30,4 +30,8 @@ def emit(event_type, merchant_id, obj, *, payment_id=None):
     )
     db.session.add(event)
     db.session.info.setdefault("outbox_added", []).append(event)  # its id, once flushed, goes to the relay
+    if event_type in ("payment.succeeded", "refund.succeeded"):
+        from app.services.receipts import note_event
+
+        note_event(event_type, payment_id, obj)  # the shopper's receipt, in this same transaction
     return event

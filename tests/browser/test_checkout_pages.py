@@ -38,6 +38,12 @@ def move(payment, *statuses, **changes):
     db.session.commit()
 
 
+def reload_status(payment):
+    db.session.rollback()
+    db.session.refresh(payment)
+    return payment.status
+
+
 def visit(phone, path, name, *, status=200):
     response = phone.goto(path)
     assert response.status == status
@@ -51,9 +57,10 @@ def test_pay_page(phone, payment):
     db.session.rollback()
     visit(phone, f"/pay/{payment.checkout_token}", "checkout-pay-360")
     assert phone.locator(".merchant-name").inner_text() == "Kain Nusantara"
-    assert phone.locator("[data-total]").inner_text() == "Rp 850,000"
-    assert phone.locator(".item-discount td").inner_text() == "-Rp 90,000"
-    assert phone.locator(".item-shipping td").inner_text() == "Rp 40,000"
+    # English in Indonesia (CLDR en_ID; the browser asks for en-US): dots group, a no-break space after Rp.
+    assert phone.locator("[data-total]").inner_text() == "Rp\xa0850.000"
+    assert phone.locator(".item-discount td").inner_text() == "-Rp\xa090.000"
+    assert phone.locator(".item-shipping td").inner_text() == "Rp\xa040.000"
     countdown = phone.locator("[data-countdown-text]")
     first = countdown.inner_text()
     assert first.startswith(("10:00", "9:5"))
@@ -118,10 +125,42 @@ def test_result_failed_page(phone, payment):
 def test_cancel_button_goes_to_the_shop(phone, payment):
     db.session.rollback()
     visit(phone, f"/pay/{payment.checkout_token}", "checkout-before-cancel")
+    phone.click("text=Cancel and return to Kain Nusantara")
+    phone.wait_for_selector("text=Cancel this payment?")  # asked first, without JavaScript
+    phone.shot("checkout-cancel-confirm")
+    db.session.rollback()
+    assert reload_status(payment) == "pending"
     with phone.expect_request(lambda req: req.url.startswith("https://shop.example/cancel")) as request:
         phone.route("https://shop.example/**", lambda route: route.fulfill(status=200, body="shop"))
-        phone.click("text=Cancel and return to Kain Nusantara")
+        phone.click("text=Yes, cancel the payment")
     assert f"payment_id={payment.public_id}&status=cancelled" in request.value.url
     db.session.rollback()
     db.session.refresh(payment)
     assert payment.status == "cancelled"
+
+
+SHOWN = {  # language → (a word of the pay page, the total of 850,000 IDR as that shopper reads it)
+    "en": ("Pay with", "Rp\xa0850.000"), "vi": ("Thanh toán bằng", "850.000\xa0Rp"),
+    "id": ("Bayar dengan", "Rp\xa0850.000"), "ne": ("भुक्तानी विधि", "Rp\xa08,50,000"),
+    "bn": ("পেমেন্টের মাধ্যম", "8,50,000\xa0Rp"),
+}
+
+
+@pytest.mark.parametrize("lang", list(SHOWN))
+def test_pay_page_in_each_language(phone, payment, lang, tmp_path):
+    """The switch's link (no JavaScript), then the cookie keeps the language; screenshots in the test's tmp dir."""
+    db.session.rollback()
+    phone.set_viewport_size({"width": 390, "height": 844})
+    phone.goto(f"/pay/{payment.checkout_token}")
+    phone.click(f".language-switch a[hreflang={lang}]")
+    word, total = SHOWN[lang]
+    phone.wait_for_selector(f"html[lang={lang}]")
+    assert word in phone.locator("legend").inner_text()
+    assert phone.locator("[data-total]").inner_text() == total
+    assert phone.evaluate("document.documentElement.scrollWidth") <= 390, "sideways scrolling"
+    phone.screenshot(path=str(tmp_path / f"checkout-pay-{lang}.png"), full_page=True)
+    phone.shot(f"checkout-pay-{lang}")
+    phone.goto(f"/pay/{payment.checkout_token}/cancel")  # the cookie carries the language on
+    assert phone.locator("html").get_attribute("lang") == lang
+    phone.screenshot(path=str(tmp_path / f"checkout-cancel-{lang}.png"), full_page=True)
+    assert phone.outside == []

@@ -51,10 +51,11 @@ def test_pay_page_shows_the_order(client, payment):
     assert r.status_code == 200
     html = r.get_data(as_text=True)
     assert "Toko Kopi Nusantara" in html
-    assert "Kopi luwak 200 g" in html and "× 2" in html and "Rp 160,000" in html
-    assert "Member discount" in html and "-Rp 25,000" in html
-    assert "Shipping" in html and "Rp 15,000" in html
-    assert re.search(r"data-total>Rp 150,000<", html)
+    # English in Indonesia (CLDR en_ID): dots group the thousands, a no-break space follows "Rp".
+    assert "Kopi luwak 200 g" in html and "× 2" in html and "Rp\xa0160.000" in html
+    assert "Member discount" in html and "-Rp\xa025.000" in html
+    assert "Shipping" in html and "Rp\xa015.000" in html
+    assert re.search("data-total>Rp\xa0150.000<", html)
     left = int(re.search(r'data-countdown="(\d+)"', html).group(1))
     assert 890 <= left <= 900
     assert 'name="method" value="testcard"' in html
@@ -64,9 +65,11 @@ def test_pay_page_shows_the_order(client, payment):
     assert r.headers["Content-Security-Policy"].startswith("default-src 'self'")
 
 
-@pytest.mark.parametrize("currency, amount, shown", [("VND", 125_000, "125,000 ₫"), ("USD", 4_999, "$49.99"),
-                                                    ("BDT", 75_000, "৳750.00"), ("NPR", 120_000, "Rs 1,200.00")])
+@pytest.mark.parametrize("currency, amount, shown", [("VND", 125_000, "₫125,000"), ("USD", 4_999, "$49.99"),
+                                                    ("BDT", 7_500_000, "৳75,000.00"),
+                                                    ("NPR", 12_000_000, "Rs\xa01,20,000.00")])
 def test_total_is_in_the_currency_format(client, factories, merchant, currency, amount, shown):
+    """In English (the client's Accept-Language) with the currency's country: en_IN lakhs for BDT and NPR."""
     payment = factories.payment(merchant, amount=amount, currency=currency)
     html = client.get(f"/pay/{payment.checkout_token}").get_data(as_text=True)
     assert f"data-total>{shown}<" in html
