@@ -39,7 +39,7 @@ SWEEP_BATCH = 1000
 def shopper_locale(payment):
     """The language a payment's shopper reads: the one recorded at checkout (payments.locale, when that column
     exists), else the merchant's default."""
-    return i18n._supported(getattr(payment, "locale", None)) or i18n.default_locale_for(payment)
+    return i18n._supported(payment.locale) or i18n.default_locale_for(payment)
 
 
 def note_event(event_type, payment_id, obj):
