@@ -9,6 +9,7 @@ class Factories:
     def __init__(self, app):
         self.app = app
         self._n = 0
+        self._payments = 0
 
     def merchant(self, name=None, webhook_url=None, password="correct-horse-battery"):
         """Return (merchant, api_key)."""
@@ -18,10 +19,11 @@ class Factories:
         return merchant, key
 
     def payment(self, merchant, **overrides):
+        self._payments += 1  # each payment its own order unless a test names one
         data = {
             "amount": 150_000,
             "currency": "VND",
-            "reference": f"ORDER-{self._n}-{overrides.get('reference', 'x')}",
+            "reference": f"ORDER-{self._n}-{self._payments}",
             "description": "Test order",
             "return_url": "https://shop.example/return",
             "cancel_url": "https://shop.example/cancel",

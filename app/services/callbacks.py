@@ -19,8 +19,8 @@ from app.extensions import db
 from app.gateways import get_gateway
 from app.gateways.base import Ack, CallbackError, CallbackResult, GatewayError, Outcome, Reason
 from app.models import GatewayAccount, Merchant, Payment, PaymentAttempt, PaymentEvent
-from app.services.errors import ValidationError
 from app.serializers import attempt_failed_dict
+from app.services.errors import ValidationError
 from app.services.gateways import context_for, payment_info
 from app.services.outbox import emit
 from app.state_machine import (

@@ -13,11 +13,11 @@ from app import money
 from app.extensions import db
 from app.gateways import get_gateway
 from app.gateways.base import GatewayError, Outcome, Reason
-from app.models import Payment, PaymentEvent, utcnow
+from app.models import Payment, PaymentAttempt, PaymentEvent, utcnow
 from app.services.callbacks import after_attempt_ended
-from app.services.errors import MalformedRequest, NotFound, ValidationError
+from app.services.errors import Conflict, MalformedRequest, NotFound, ValidationError
 from app.services.gateways import context_for, enabled_accounts, payment_info
-from app.state_machine import OPEN, AttemptStatus, Status, open_attempt, transition, transition_attempt
+from app.state_machine import OPEN, PAID, AttemptStatus, Status, open_attempt, transition, transition_attempt
 
 log = logging.getLogger(__name__)
 
@@ -163,12 +163,40 @@ def validate_new_payment(data):
             raise ValidationError("metadata keys are at most 40 and values at most 500 characters",
                                   field=f"metadata.{key}")
     clean["metadata"] = metadata
+    allow = data.get("allow_duplicate_reference", False)
+    if not isinstance(allow, bool):
+        raise MalformedRequest("allow_duplicate_reference must be a boolean", field="allow_duplicate_reference")
+    clean["allow_duplicate_reference"] = allow
     return clean
 
 
+def paid_payment_for_reference(merchant_id, reference):
+    """A payment of this merchant's order `reference` that is paid, or whose attempt a gateway is still
+    confirming (it may yet be paid); None if there is none."""
+    confirming = select(PaymentAttempt.payment_id).where(
+        PaymentAttempt.merchant_id == merchant_id, PaymentAttempt.status == AttemptStatus.PROCESSING.value)
+    return db.session.scalar(
+        select(Payment).where(Payment.merchant_id == merchant_id, Payment.reference == reference,
+                              Payment.status.in_([s.value for s in PAID]) | Payment.id.in_(confirming))
+        .order_by(Payment.id).limit(1))
+
+
 def build_payment(merchant, data):
-    """Validate and add a payment to the session (flush, no commit)."""
+    """Validate and add a payment to the session (flush, no commit).
+
+    One paid payment per order: a `reference` that already has a paid payment (or one a gateway is still
+    confirming) is refused with 409 `reference_already_paid` naming it, unless the request says
+    `allow_duplicate_reference` (VNPay's integration guide asks merchants for exactly this "order already
+    paid" guard). Two payments of one unpaid order may both be created; should both be paid, the second
+    success is flagged as a double payment (app.services.callbacks).
+    """
     clean = validate_new_payment(data)
+    if not clean["allow_duplicate_reference"]:
+        paid = paid_payment_for_reference(merchant.id, clean["reference"])
+        if paid is not None:
+            state = "paid" if paid.status in PAID else "being confirmed by the gateway"
+            raise Conflict(f"order {clean['reference']} already has a payment that is {state}: {paid.public_id}",
+                           field="reference", code="reference_already_paid")
     now = utcnow()
     payment = Payment(
         merchant_id=merchant.id,

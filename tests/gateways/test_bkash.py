@@ -30,11 +30,9 @@ from tests.gateways._bd_helpers import (
 )
 from tests.gateways.helpers import (
     assert_attempt_ended,
-    last_attempt,
-    order_id,
     assert_offered_everywhere,
     choose_method,
-    outbox_types,
+    order_id,
     query_of,
     race,
     unmatched_callbacks,

@@ -12,16 +12,15 @@ from app.gateways.base import CallbackRequest, GatewayError
 from app.gateways.khalti import result_from_lookup
 from app.sandbox._common import load, save
 from tests.gateways.helpers import (
-    assert_attempt_ended,
-    last_attempt,
-    order_id,
     adapter_for,
     api_payment,
+    assert_attempt_ended,
     assert_offered_everywhere,
     choose_method,
     events,
     follow,
     form_action_outcomes,
+    order_id,
     outbox_types,
     query_of,
     race,

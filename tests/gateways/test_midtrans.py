@@ -20,18 +20,17 @@ from app.gateways.midtrans import (
 )
 from app.sandbox.midtrans import NOTIFICATION_RETRIES, SANDBOX_CREDENTIALS
 from tests.gateways.helpers import (
-    assert_attempt_ended,
-    last_attempt,
-    order_id,
     ScriptedReceiver,
     adapter_for,
     api_payment,
+    assert_attempt_ended,
     assert_offered_everywhere,
     choose_method,
     deliver_all,
     events,
     follow,
     form_action_outcomes,
+    order_id,
     outbox_types,
     query_of,
     race,

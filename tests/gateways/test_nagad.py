@@ -40,7 +40,6 @@ from tests.gateways.helpers import (
     assert_attempt_ended,
     assert_offered_everywhere,
     order_id,
-    outbox_types,
     query_of,
     unmatched_callbacks,
 )

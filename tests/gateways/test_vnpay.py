@@ -28,18 +28,17 @@ from app.sandbox._common import load
 from app.sandbox.vnpay import SANDBOX_CREDENTIALS
 from app.services.gateways import update_gateway_account
 from tests.gateways.helpers import (
-    assert_attempt_ended,
-    last_attempt,
-    order_id,
     ScriptedReceiver,
     adapter_for,
     api_payment,
+    assert_attempt_ended,
     assert_offered_everywhere,
     choose_method,
     deliver_all,
     events,
     follow,
     form_action_outcomes,
+    order_id,
     outbox_types,
     query_of,
     race,
