@@ -267,6 +267,7 @@ def transition_many(candidates, to, *, reason, source, changes=None):
     from datetime import UTC
 
     from sqlalchemy import insert, select, tuple_
+    from sqlalchemy.orm import selectinload
 
     from app import security
     from app.models import OutboxEvent
@@ -298,7 +299,8 @@ def transition_many(candidates, to, *, reason, source, changes=None):
     created = int(now.replace(tzinfo=UTC).timestamp())
     rows = []
     payments = db.session.scalars(
-        select(Payment).where(Payment.id.in_(moved)).execution_options(populate_existing=True)
+        select(Payment).where(Payment.id.in_(moved)).options(selectinload(Payment.attempts))
+        .execution_options(populate_existing=True)
     ).all()
     for payment in payments:
         event_id = security.public_id("evt")

@@ -88,21 +88,34 @@ def load(app, rows):
                (10 + floor(ra * 4990))::bigint * CASE WHEN cur IN ('VND', 'IDR') THEN 1000 ELSE 100 END AS amt
         FROM t
     )
+    , p AS (
     INSERT INTO payments (public_id, merchant_id, reference, description, amount, currency, status, version,
-        gateway, gateway_reference, gateway_transaction_id, gateway_data, checkout_token, return_url, expires_at,
+        gateway, attempt_count, checkout_token, return_url, expires_at,
         items, customer, customer_email, metadata, amount_refunded, late_success, needs_review, created_at,
         updated_at, paid_at)
     SELECT 'pay_' || substr(md5(g::text || 'p'), 1, 24),
            CASE WHEN rm < 0.8 THEN :merchant ELSE (:others)[1 + floor(rm * 1000)::int % 3] END,
-           'ORD-' || lpad(g::text, 8, '0'), 'Bench order', amt, cur, st, CASE WHEN gw IS NULL THEN 0 ELSE 2 END,
-           gw, CASE WHEN gw IS NOT NULL THEN gw || '_ref_' || g END, CASE WHEN paid THEN 'txn_' || g END,
-           '{{}}'::jsonb, md5(g::text || 't') || substr(md5(g::text || 'u'), 1, 16), 'https://shop.example/return',
+           'ORD-' || lpad(g::text, 8, '0'), 'Bench order', amt, cur, st, CASE WHEN gw IS NULL THEN 0 ELSE 3 END,
+           gw, CASE WHEN gw IS NULL THEN 0 ELSE 1 END,
+           md5(g::text || 't') || substr(md5(g::text || 'u'), 1, 16), 'https://shop.example/return',
            created + interval '15 minutes', '[]'::jsonb,
            CASE WHEN email IS NULL THEN '{{}}'::jsonb ELSE jsonb_build_object('email', email) END, email,
            '{{}}'::jsonb,
            CASE WHEN st = 'refunded' THEN amt WHEN st = 'partially_refunded' THEN amt / 3 ELSE 0 END,
            false, false, created, created, CASE WHEN paid THEN created + interval '2 minutes' END
     FROM u
+    RETURNING id, merchant_id, public_id, gateway, status, amount, currency, created_at
+    )
+    -- Each payment that went to a gateway has its one attempt there (the attempts migration's shape).
+    INSERT INTO payment_attempts (public_id, payment_id, merchant_id, number, gateway, status, version, reference,
+        transaction_id, data, amount, currency, amount_refunded, created_at, updated_at, finished_at)
+    SELECT 'att_' || substr(md5(public_id), 1, 24), id, merchant_id, 1, gateway,
+           CASE WHEN status IN ('succeeded', 'partially_refunded', 'refunded') THEN 'succeeded'
+                WHEN status IN ('failed', 'cancelled', 'expired') THEN status ELSE 'started' END,
+           0, gateway || '_ref_' || id,
+           CASE WHEN status IN ('succeeded', 'partially_refunded', 'refunded') THEN 'txn_' || id END,
+           '{{}}'::jsonb, amount, currency, 0, created_at, created_at, created_at
+    FROM p WHERE gateway IS NOT NULL
     """
     started = time.perf_counter()
     db.session.execute(text("SELECT setseed(0.42)"))
@@ -112,6 +125,7 @@ def load(app, rows):
     with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
         started = time.perf_counter()
         conn.execute(text(f"VACUUM ANALYZE {SCHEMA}.payments"))
+        conn.execute(text(f"VACUUM ANALYZE {SCHEMA}.payment_attempts"))
         print(f"VACUUM ANALYZE in {time.perf_counter() - started:.1f} s", flush=True)
     return merchant
 
@@ -121,9 +135,10 @@ def sample_values(merchant_id, deep_offset):
     from app.extensions import db
 
     row = db.session.execute(text(
-        "SELECT public_id, reference, gateway_reference, customer_email FROM payments "
-        "WHERE merchant_id = :m AND customer_email IS NOT NULL AND gateway_reference IS NOT NULL "
-        "ORDER BY created_at DESC LIMIT 1 OFFSET 5000"), {"m": merchant_id}).one()
+        "SELECT p.public_id, p.reference, a.reference AS gateway_reference, p.customer_email FROM payments p "
+        "JOIN payment_attempts a ON a.payment_id = p.id "
+        "WHERE p.merchant_id = :m AND p.customer_email IS NOT NULL "
+        "ORDER BY p.created_at DESC LIMIT 1 OFFSET 5000"), {"m": merchant_id}).one()
     deep = db.session.execute(text(
         "SELECT created_at, id FROM payments WHERE merchant_id = :m ORDER BY created_at DESC, id DESC "
         "LIMIT 1 OFFSET :n"), {"m": merchant_id, "n": deep_offset}).first()

@@ -25,7 +25,7 @@ def seed(merchant_id, count):
     rows = [{"public_id": f"pay_{secrets.token_hex(12)}", "merchant_id": merchant_id, "reference": f"B{i}",
              "amount": 10_000, "currency": "VND", "status": "pending" if i % 3 else "processing", "version": 0,
              "checkout_token": secrets.token_urlsafe(24), "return_url": "https://shop.example/r",
-             "expires_at": past, "items": [], "customer": {}, "metadata": {}, "gateway_data": {},
+             "expires_at": past, "items": [], "customer": {}, "metadata": {}, "attempt_count": 0,
              "amount_refunded": 0, "late_success": False, "needs_review": False,
              "created_at": past, "updated_at": past} for i in range(count)]
     for start in range(0, count, 10_000):

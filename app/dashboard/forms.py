@@ -67,6 +67,10 @@ class WebhookUrlForm(FlaskForm):
                    render_kw={"placeholder": "https://your-shop.example/paysmith/webhooks"})
 
 
+class DoublePaymentsForm(FlaskForm):
+    auto_refund = BooleanField("Refund a second charge for one order automatically")
+
+
 class ApiKeyForm(FlaskForm):
     name = StringField("Key name", validators=[DataRequired(), Length(max=100)],
                        render_kw={"placeholder": "e.g. Web shop"})

@@ -9,13 +9,13 @@ from flask_login import current_user, login_required
 from sqlalchemy import select
 
 from app.dashboard import bp, flash_form_errors
-from app.dashboard.forms import ActionForm, ApiKeyForm, gateway_form
+from app.dashboard.forms import ActionForm, ApiKeyForm, DoublePaymentsForm, gateway_form
 from app.extensions import db
 from app.gateways import REGISTRY, get_gateway
 from app.models import ApiKey
 from app.services.errors import ServiceError
 from app.services.gateways import update_gateway_account
-from app.services.merchants import add_api_key, revoke_api_key
+from app.services.merchants import add_api_key, revoke_api_key, set_auto_refund_double_payments
 
 
 def _settings_page(forms=None, new_key=None, key_form=None, status=200):
@@ -25,7 +25,9 @@ def _settings_page(forms=None, new_key=None, key_form=None, status=200):
     keys = db.session.scalars(select(ApiKey).where(ApiKey.merchant_id == current_user.id)
                               .order_by(ApiKey.revoked_at.is_not(None), ApiKey.id.desc())).all()
     return render_template("dashboard/settings/index.html", gateways=gateways, keys=keys, new_key=new_key,
-                           key_form=key_form or ApiKeyForm(formdata=None), action_form=ActionForm()), status
+                           key_form=key_form or ApiKeyForm(formdata=None), action_form=ActionForm(),
+                           double_form=DoublePaymentsForm(formdata=None,
+                                                          auto_refund=current_user.auto_refund_double_payments)), status
 
 
 @bp.get("/settings")
@@ -55,6 +57,20 @@ def save_gateway(code):
     state = "offered at checkout" if form.enabled.data else "not offered at checkout"
     flash(f"{gateway.name} saved ({form.mode.data}, {state}).", "success")
     return redirect(url_for("dashboard.settings") + f"#gw-{code}", 303)
+
+
+@bp.post("/settings/double-payments")
+@login_required
+def save_double_payments():
+    """Whether an extra charge of a double payment is refunded at once, or waits for a person."""
+    form = DoublePaymentsForm()
+    if form.validate_on_submit():
+        set_auto_refund_double_payments(current_user, form.auto_refund.data)
+        flash("Double payments are now refunded automatically." if form.auto_refund.data else
+              "Double payments now wait for you to refund them.", "success")
+    else:
+        flash_form_errors(form)
+    return redirect(url_for("dashboard.settings"), 303)
 
 
 @bp.post("/settings/api-keys")

@@ -334,6 +334,7 @@ class BkashGateway(Gateway):
             gateway_transaction_id=data.get("trxID") or None,
             failure_code=(data.get("statusCode") if data.get("statusCode") != SUCCESS else None) or (
                 status.lower() if failure and status else None),
+            reason=Reason.INSUFFICIENT_FUNDS if data.get("statusCode") == "2023" else None,  # bKash: Insufficient Balance
             message=f"bKash: {status}" + (f" (trxID {data['trxID']})" if data.get("trxID") else ""),
             card_summary=f"bKash {data['customerMsisdn']}" if data.get("customerMsisdn") else None,
             raw=raw,

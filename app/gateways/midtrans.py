@@ -30,6 +30,7 @@ from app.gateways.base import (
     GatewayError,
     Lookup,
     Outcome,
+    Reason,
     Redirect,
     RefundResult,
     StartResult,
@@ -200,6 +201,9 @@ class MidtransGateway(Gateway):
             gateway_transaction_id=data.get("transaction_id"),
             needs_review=review,
             failure_code=f"midtrans_{data.get('transaction_status')}" if failed else None,
+            # deny: refused by Midtrans' fraud detection or the bank
+            reason=Reason.BLOCKED if data.get("transaction_status") == "deny" or data.get("fraud_status") == "deny"
+            else None,
             message=data.get("status_message") if failed or review else None,
             card_summary=(f"{data.get('bank', '').upper()} {data.get('masked_card', '')}".strip() or None)
             if data.get("masked_card") else None,

@@ -30,6 +30,7 @@ from app.gateways.base import (
     GatewayError,
     Lookup,
     Outcome,
+    Reason,
     Redirect,
     RefundResult,
     StartResult,
@@ -88,6 +89,20 @@ REFUND_UNKNOWN = {"94", "98", "99"}
 
 #: vnp_ResponseCode of a pay result → our outcome (anything else not 00 is a failure).
 RESPONSE_OUTCOMES = {"24": Outcome.CANCELLED, "11": Outcome.EXPIRED}
+#: vnp_ResponseCode of a failed pay result → (what the shopper is told, VNPay's meaning for the merchant's
+#: timeline), from VNPay's table of payment response codes.
+RESPONSE_REASONS = {
+    "09": (Reason.DECLINED, "the card or account is not registered for internet banking"),
+    "10": (Reason.WRONG_CODE, "card or account details verified wrongly more than 3 times"),
+    "11": (Reason.TIMED_OUT, "the time to pay ran out"),
+    "12": (Reason.DECLINED, "the card or account is locked"),
+    "13": (Reason.WRONG_CODE, "wrong one-time password (OTP)"),
+    "24": (Reason.CANCELLED, "the shopper cancelled"),
+    "51": (Reason.INSUFFICIENT_FUNDS, "insufficient balance"),
+    "65": (Reason.LIMIT_EXCEEDED, "the account's daily limit is exceeded"),
+    "75": (Reason.GATEWAY_UNAVAILABLE, "the paying bank is under maintenance"),
+    "79": (Reason.WRONG_CODE, "wrong payment password too many times"),
+}
 #: querydr vnp_TransactionStatus → our outcome. 05/06/09 are refund states of a paid transaction.
 TRANSACTION_OUTCOMES = {"00": Outcome.SUCCEEDED, "01": Outcome.PROCESSING, "02": Outcome.FAILED,
                         "04": Outcome.FAILED, "05": Outcome.SUCCEEDED, "06": Outcome.SUCCEEDED,
@@ -229,7 +244,9 @@ class VNPayGateway(Gateway):
             trusted=kind == "ipn",
             needs_review=outcome == Outcome.PROCESSING,
             failure_code=None if outcome == Outcome.SUCCEEDED else f"vnpay_{code}",
-            message=None if outcome == Outcome.SUCCEEDED else f"VNPay response code {code}",
+            reason=RESPONSE_REASONS.get(code, (None,))[0],
+            message=None if outcome == Outcome.SUCCEEDED else ": ".join(filter(None, [
+                f"VNPay response code {code}", (RESPONSE_REASONS.get(code) or (None, None))[1]])),
             card_summary=" ".join(filter(None, [params.get("vnp_BankCode"), params.get("vnp_CardType")])) or None,
             raw=req.raw(),
         )

@@ -93,8 +93,7 @@ class Payment(db.Model):
     merchant = relationship("Merchant")
     attempts = relationship("PaymentAttempt", back_populates="payment", order_by="PaymentAttempt.number",
                             foreign_keys="PaymentAttempt.payment_id")
-    succeeded_attempt = relationship("PaymentAttempt", foreign_keys=[succeeded_attempt_id], post_update=True,
-                                     viewonly=True)
+    succeeded_attempt = relationship("PaymentAttempt", foreign_keys=[succeeded_attempt_id], viewonly=True)
     events = relationship("PaymentEvent", back_populates="payment", order_by="PaymentEvent.id", lazy="dynamic")
     refunds = relationship("Refund", back_populates="payment", order_by="Refund.id", lazy="dynamic")
 

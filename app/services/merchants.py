@@ -91,3 +91,9 @@ def revoke_api_key(merchant, key_public_id):
         db.session.commit()
     return key
 
+
+
+def set_auto_refund_double_payments(merchant, enabled):
+    """Whether an extra charge of a double payment is refunded at once (app.services.callbacks). Commits."""
+    merchant.auto_refund_double_payments = bool(enabled)
+    db.session.commit()

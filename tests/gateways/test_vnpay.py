@@ -121,6 +121,13 @@ def test_failure_and_cancel(http, factories, run_jobs, outcome, status, code):
     run_jobs()
     attempt = assert_attempt_ended(payment, status, code)
     assert attempt.transaction_id is None if outcome == "cancel" else attempt.transaction_id
+    # The shopper reads VNPay's code in plain words; the merchant's timeline keeps VNPay's own meaning.
+    assert attempt.failure_reason == {"vnpay_51": "insufficient_funds", "vnpay_24": "cancelled"}[code]
+    assert attempt.failure_message == {"vnpay_51": "VNPay response code 51: insufficient balance",
+                                       "vnpay_24": "VNPay response code 24: the shopper cancelled"}[code]
+    page = http.get(f"/pay/{payment.checkout_token}").text
+    assert {"vnpay_51": "There was not enough money", "vnpay_24": "The payment was cancelled."}[code] in page
+    assert "response code" not in page
 
 
 def test_duplicate_ipn_is_answered_02_and_changes_nothing(http, factories, run_jobs):

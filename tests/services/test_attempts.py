@@ -10,8 +10,8 @@ from sqlalchemy import select, update
 
 from app.extensions import db
 from app.gateways.testcard import SIGNATURE_HEADER, sign
-from app.sandbox.testcard import SANDBOX_CREDENTIALS
 from app.models import OutboxEvent, Payment, Refund, utcnow
+from app.sandbox.testcard import SANDBOX_CREDENTIALS
 from tests.gateways.helpers import choose_method, follow, race, take_notifications
 from tests.helpers import csrf_token, reload
 from tests.payflow import PAYS, open_card_page, submit_card

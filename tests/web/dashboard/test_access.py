@@ -2,15 +2,15 @@
 token → refused with nothing changed."""
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from app.extensions import db
-from app.models import ApiKey, Merchant, OutboxEvent, Payment, Refund
+from app.models import ApiKey, Merchant, OutboxEvent, Payment, PaymentAttempt, Refund
 from app.services.outbox import emit
 from tests.helpers import reload
 from tests.web.dashboard.conftest import sign_in, token_of
 
-# (method, path); {payment}, {event}, {key}, {gateway}, {refund} are filled with the owner's ids.
+# (method, path); {payment}, {paid}, {attempt}, {event}, {key}, {gateway}, {refund} are filled with the owner's ids.
 ROUTES = [
     ("GET", "/dashboard/"),
     ("GET", "/dashboard/account"),
@@ -25,6 +25,7 @@ ROUTES = [
     ("POST", "/dashboard/payments/{payment}/cancel"),
     ("POST", "/dashboard/payments/{payment}/reconcile"),
     ("POST", "/dashboard/payments/{payment}/resend-webhook"),
+    ("POST", "/dashboard/payments/{paid}/attempts/{attempt}/refund"),
     ("GET", "/dashboard/refunds"),
     ("POST", "/dashboard/refunds/{refund}/retry"),
     ("POST", "/dashboard/refunds/{refund}/fail"),
@@ -36,15 +37,25 @@ ROUTES = [
     ("POST", "/dashboard/webhooks/events/{event}/resend"),
     ("GET", "/dashboard/settings"),
     ("POST", "/dashboard/settings/gateways/{gateway}"),
+    ("POST", "/dashboard/settings/double-payments"),
     ("POST", "/dashboard/settings/api-keys"),
     ("POST", "/dashboard/settings/api-keys/{key}/revoke"),
 ]
-OWNED = [r for r in ROUTES if any(k in r[1] for k in ("{payment}", "{event}", "{key}", "{refund}"))]
+OWNED = [r for r in ROUTES if any(k in r[1] for k in ("{payment}", "{event}", "{key}", "{refund}", "{attempt}"))]
 POSTS = [r for r in ROUTES if r[0] == "POST"]
 
 
 def _ids(merchant, factories):
     payment = factories.payment(merchant)
+    # Paid twice: the attempt that paid it, and an extra one (the double-payment refund applies to it).
+    paid = factories.payment(merchant)
+    for number in (1, 2):
+        db.session.add(PaymentAttempt(payment_id=paid.id, merchant_id=merchant.id, number=number, gateway="testcard",
+                                      status="succeeded", version=1, amount=paid.amount, currency=paid.currency,
+                                      amount_refunded=0, data={}, reference=f"cs_{paid.public_id}_{number}"))
+    db.session.flush()
+    db.session.execute(update(Payment).where(Payment.id == paid.id).values(
+        status="succeeded", succeeded_attempt_id=paid.attempts[0].id, double_payment=True))
     event = emit("payment.pending", merchant.id, {"id": payment.public_id}, payment_id=payment.id)
     db.session.commit()
     key = db.session.scalar(select(ApiKey).where(ApiKey.merchant_id == merchant.id))
@@ -54,7 +65,8 @@ def _ids(merchant, factories):
     db.session.add(refund)
     db.session.commit()
     return {"payment": payment.public_id, "event": event.public_id, "key": key.public_id, "gateway": "testcard",
-            "refund": refund.public_id}
+            "refund": refund.public_id, "attempt": paid.attempts[1].public_id,
+            "paid": paid.public_id}
 
 
 def _snapshot(merchant_id):
@@ -70,7 +82,10 @@ def _snapshot(merchant_id):
     accounts = [(a.gateway, a.enabled, a.mode, a.credentials_enc) for a in m.gateway_accounts]
     refunds = db.session.execute(select(Refund.public_id, Refund.status, Refund.next_attempt_at, Refund.attempts)
                                  .where(Refund.merchant_id == merchant_id).order_by(Refund.id)).all()
-    return (m.password_hash, m.webhook_url, m.webhook_secret_enc, payments, keys, events, accounts, refunds)
+    attempts = db.session.execute(select(PaymentAttempt.public_id, PaymentAttempt.status, PaymentAttempt.amount_refunded)
+                                  .where(PaymentAttempt.merchant_id == merchant_id).order_by(PaymentAttempt.id)).all()
+    return (m.password_hash, m.webhook_url, m.webhook_secret_enc, m.auto_refund_double_payments, payments, keys,
+            events, accounts, refunds, attempts)
 
 
 @pytest.mark.parametrize("method,path", ROUTES)

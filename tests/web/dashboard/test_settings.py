@@ -71,3 +71,21 @@ def test_api_key_created_shown_once_and_revoked(signed_in, merchant, http):
     assert "API key “Web shop”" in r.text and "revoked" in r.text
     assert http.get("/api/v1/payments", headers=auth).status_code == 401
     assert reload(row).revoked_at is not None
+
+
+def test_double_payments_can_be_refunded_automatically(signed_in, merchant):
+    from tests.helpers import reload
+    from tests.web.dashboard.conftest import token_of
+
+    page = signed_in.get("/dashboard/settings")
+    assert "Double payments" in page.text and 'name="auto_refund"' in page.text
+    r = signed_in.post("/dashboard/settings/double-payments", data={"csrf_token": token_of(signed_in, "/dashboard/settings"),
+                                                                    "auto_refund": "y"}, follow_redirects=True)
+    assert "refunded automatically" in r.text and reload(merchant).auto_refund_double_payments is True
+    assert 'name="auto_refund" type="checkbox" value="y" checked' in r.text or "checked" in r.text
+    r = signed_in.post("/dashboard/settings/double-payments", data={"csrf_token": token_of(signed_in, "/dashboard/settings")},
+                       follow_redirects=True)
+    assert "wait for you" in r.text and reload(merchant).auto_refund_double_payments is False
+    # Without a CSRF token nothing changes.
+    signed_in.post("/dashboard/settings/double-payments", data={"auto_refund": "y"})
+    assert reload(merchant).auto_refund_double_payments is False
