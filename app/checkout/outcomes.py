@@ -28,6 +28,21 @@ CHOOSE_METHOD = _l("Choose one of the payment methods offered.")
 TRY_AGAIN_SOON = _l("Something went wrong on our side. Please try again in a moment.")
 
 
+#: A checkout service error's code → what the shopper is told.
+ERRORS = {
+    "payment_not_payable": NOT_PAYABLE,
+    "invalid_method": CHOOSE_METHOD,
+    "gateway_unavailable": REASONS[Reason.GATEWAY_UNAVAILABLE],
+    "attempt_in_progress": STILL_CONFIRMING,
+}
+
+
+def error_text(exc):
+    """The shopper's text for a ServiceError from starting a payment (a generic one for any other)."""
+    text = ERRORS.get(exc.code, TRY_AGAIN_SOON)
+    return text % exc.details if exc.code == "attempt_in_progress" else text
+
+
 def reason_text(reason):
     """The shopper's text for a failure reason (a Reason or its value); the generic one if unknown."""
     try:

@@ -74,7 +74,7 @@ def pay(token):
                 action = payments.start_checkout(payment, form.method.data, request.remote_addr,
                                                  locale=current_language())
             except ServiceError as exc:
-                error = exc.message
+                error = outcomes.error_text(exc)
             else:
                 if isinstance(action, FormPost):
                     return render_template("checkout/redirect_form.html", action=action)

@@ -11,11 +11,12 @@ class ServiceError(Exception):
     status = 422
     code = "invalid_request"
 
-    def __init__(self, message, *, field=None, code=None, status=None):
-        message = str(message)  # a lazy gettext message is rendered now, in the caller's language
+    def __init__(self, message, *, field=None, code=None, status=None, details=None):
         super().__init__(message)
         self.message = message
         self.field = field
+        #: Values a caller may need to word the error its own way (e.g. in the shopper's language).
+        self.details = details or {}
         if code:
             self.code = code
         if status:

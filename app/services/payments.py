@@ -265,19 +265,16 @@ def start_checkout(payment, method, shopper_ip=None, locale=None):
     finds it); the call itself happens outside any transaction. A gateway that cannot start ends the attempt
     as failed, and the shopper may choose another method.
     """
-    from app.checkout import outcomes
-
     if not is_payable(payment):
-        raise ValidationError(outcomes.NOT_PAYABLE, code="payment_not_payable")
+        raise ValidationError("this payment can no longer be paid", code="payment_not_payable")
     accounts = {a.gateway: a for a in enabled_accounts(payment.merchant, payment.currency)}
     account = accounts.get(method)
     if account is None:
-        raise ValidationError(outcomes.CHOOSE_METHOD, field="method", code="invalid_method")
+        raise ValidationError("choose one of the payment methods offered", field="method", code="invalid_method")
     _settle_open_attempts(payment)
-    if not is_payable(payment):  # settling found it paid, or used its last try
-        raise ValidationError(outcomes.NOT_PAYABLE, code="payment_not_payable")
-    if payment.attempt_count >= current_app.config["CHECKOUT_MAX_ATTEMPTS"]:
-        raise ValidationError(outcomes.NOT_PAYABLE, code="payment_not_payable")
+    if not is_payable(payment) or payment.attempt_count >= current_app.config["CHECKOUT_MAX_ATTEMPTS"]:
+        # settling found it paid, or it has used its last try
+        raise ValidationError("this payment can no longer be paid", code="payment_not_payable")
     gateway = get_gateway(method)
     try:
         attempt = open_attempt(payment, method, locale=locale)
@@ -286,7 +283,7 @@ def start_checkout(payment, method, shopper_ip=None, locale=None):
         attempt = None
         db.session.rollback()
     if attempt is None:  # a concurrent start (a double click) took this turn
-        raise ValidationError(outcomes.STILL_CONFIRMING % {"gateway": gateway.name}, code="attempt_in_progress")
+        raise _in_progress(gateway)
     info, ctx = payment_info(payment, attempt), context_for(account, shopper_ip)
     db.session.commit()  # hold no transaction (and on SQLite no write lock) across the gateway call
     try:
@@ -300,7 +297,7 @@ def start_checkout(payment, method, shopper_ip=None, locale=None):
                                                         "failure_message": str(exc)[:500]})
         after_attempt_ended(payment, attempt, reason=f"{gateway.name} could not start", source="checkout")
         db.session.commit()
-        raise ValidationError(outcomes.REASONS[Reason.GATEWAY_UNAVAILABLE], field="method",
+        raise ValidationError(f"{gateway.name} is not available right now; try another method", field="method",
                               code="gateway_unavailable") from exc
     attempt.reference = result.gateway_reference
     attempt.data = dict(result.gateway_data or {})
@@ -313,6 +310,11 @@ def start_checkout(payment, method, shopper_ip=None, locale=None):
     return result.action
 
 
+def _in_progress(gateway):
+    return ValidationError(f"the last try with {gateway.name} is still being confirmed", code="attempt_in_progress",
+                           details={"gateway": gateway.name})
+
+
 def _settle_open_attempts(payment):
     """Before a new attempt, make sure no open one can still charge the shopper unseen. Commits.
 
@@ -322,15 +324,14 @@ def _settle_open_attempts(payment):
     …); an attempt that was only started and that the gateway knows nothing of is ended here (the shopper
     left the gateway's page), and should the gateway confirm it after all, it is recorded as a double
     payment, never dropped. An attempt the gateway holds as processing (a payment waiting for the bank, a
-    fraud review) blocks a new one: AttemptInFlight.
+    fraud review) blocks a new one: ValidationError `attempt_in_progress`.
     """
-    from app.checkout import outcomes
     from app.services.callbacks import apply_result, money_problem
 
     for attempt in [a for a in payment.attempts if a.is_open]:
         gateway = get_gateway(attempt.gateway)
         account = payment.merchant.gateway_account(attempt.gateway)
-        busy = ValidationError(outcomes.STILL_CONFIRMING % {"gateway": gateway.name}, code="attempt_in_progress")
+        busy = _in_progress(gateway)
         if attempt.reference is None and attempt.created_at > utcnow() - timedelta(seconds=30):
             raise busy  # being handed to the gateway right now (a double click)
         result = None
