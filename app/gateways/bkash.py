@@ -31,8 +31,20 @@ Wire protocol (served offline by app/sandbox/bkash.py), every call `POST` JSON u
   most once per paymentID (a Redis guard shared by every web process); its answer is kept so a duplicate or
   concurrent return re-uses it instead of executing again.
 - `payment/refund` (`paymentID`, `amount`, `trxID`, `sku`, `reason`) → `completedTime`, `transactionStatus`
-  (Completed), `originalTrxID`, `refundTrxID`, `amount`, `currency`, `charge` — partial refunds allowed. The
-  same call with only `paymentID` and `trxID` is bKash's refund status.
+  (Completed), `originalTrxID`, `refundTrxID`, `amount`, `currency`, `charge` — partial refunds allowed
+  (recorded sandbox answer in karim-007/laravel-bkash-tokenize; request fields as bKash's own-style clients
+  send them, e.g. divergenttechbd/LaravelPackage_bKashPGW `refundTransaction($paymentID, $amount, $trxID, $sku,
+  $reason)`). The same call with only `paymentID` and `trxID` is bKash's refund status (same package,
+  `refundStatus`); it lists every refund of the payment in `refundTransactions[]`, each with its
+  `refundTrxID`, `refundAmount`, `transactionStatus`, `sku` and `reason` (bkash-rs `RefundStatusResponse` and
+  its fixtures; bKash's v2 refund API, per bkash-rs and Bikiran.Payment.Bkash, has the same list). Amounts
+  cannot tell two refunds of the same amount apart, so our refund id is the `sku` and we find our refund in
+  that list by it, never by amount.
+- Refunds, step by step: a refund's first answer is kept (Redis, per refund id). `Completed` settles it. Any
+  other answer (bKash still making it) is re-checked with the refund status, matched on our sku — the refund
+  is never sent again. A call that got no answer (timeout) is settled the same way if bKash lists our sku; if
+  it does not, the outcome is unknown and, bKash having no idempotency key, a person decides (the refund
+  service's rule for `refund_idempotent = False`). bKash refusing the refund (an error envelope) is a failure.
 Amounts are decimal strings in taka; our minor units are paisa (BDT has 2 decimals here).
 """
 
@@ -103,7 +115,8 @@ class BkashGateway(Gateway):
     credential_fields = {"app_key": "App key", "app_secret": "App secret", "username": "Username",
                          "password": "Password"}
     browser_kinds = frozenset({"return"})
-    #: payment/refund takes no id of ours (the adapter only re-uses answers it received).
+    #: payment/refund de-duplicates nothing: our sku only lets us find a refund afterwards, so a refund whose
+    #: call got no answer and that bKash does not (yet) list is not sent again automatically.
     refund_idempotent = False
     # Tokenized checkout moves money only on our execute call, made while handling the shopper's callback.
     captures_on_callback = True
@@ -353,23 +366,94 @@ class BkashGateway(Gateway):
             raise GatewayError("the payment has no bKash paymentID/trxID to refund")
         redis = get_redis()
         key = f"{_account_key(ctx)}:refund:{refund_id}"
+        sku = refund_sku(refund_id)
         kept = redis.get(key)
-        if kept:  # bKash has no idempotency key: a retried refund re-uses the first answer
+        if kept:
             data = json.loads(kept)
+            if data.get("transactionStatus") == "Completed":  # a retry of a made refund re-uses the answer
+                return _refund_result(data)
+            if "sent" not in data:  # bKash answered, not Completed: still making it. Ask by sku, never re-send
+                return self._refund_by_status(ctx, payment, key, sku, absent="pending")
+            # Only our mark: an earlier call got no answer. The refund service sends such a refund again only
+            # when a person says so; we still look first, and send only if bKash does not list it.
+            listed = self._refund_by_status(ctx, payment, key, sku, absent=None)
+            if listed is not None:
+                return listed
+        redis.set(key, json.dumps({"sent": time.time()}), ex=ANSWER_TTL_SECONDS)  # from here it may exist
+        try:
+            data = self._call(ctx, "payment/refund", {
+                "paymentID": payment.gateway_reference,
+                "amount": format_plain(amount, payment.currency),
+                "trxID": payment.gateway_transaction_id,
+                "sku": sku,
+                "reason": f"Refund {refund_id}"[:255],
+            })
+        except GatewayError as exc:
+            if exc.timeout or exc.raw is None:  # no answer: the refund may or may not exist
+                return self._refund_by_status(ctx, payment, key, sku, absent="unknown", error=exc)
+            redis.delete(key)  # bKash refused it: nothing was made
+            return RefundResult("failed", message=str(exc), raw=exc.raw)
+        redis.set(key, json.dumps(data), ex=ANSWER_TTL_SECONDS)
+        return _refund_result(data)
+
+    def refund_status(self, payment, ctx):
+        """bKash's refund status: the refund call with only paymentID and trxID."""
+        return self._call(ctx, "payment/refund", {"paymentID": payment.gateway_reference,
+                                                  "trxID": payment.gateway_transaction_id})
+
+    def _refund_by_status(self, ctx, payment, key, sku, *, absent, error=None):
+        """Settle our refund from the refund status, found by its sku. When bKash does not list it: `absent`
+        (pending: bKash answered it before, ask again later; unknown: it may not exist, a person decides; None:
+        return None)."""
+        try:
+            answer = self.refund_status(payment, ctx)
+        except GatewayError as exc:
+            if exc.timeout or exc.raw is None:
+                raise (error or exc) from exc  # bKash unreachable: the outcome stays unknown
+            answer, listed = exc.raw, None
         else:
-            try:
-                data = self._call(ctx, "payment/refund", {
-                    "paymentID": payment.gateway_reference,
-                    "amount": format_plain(amount, payment.currency),
-                    "trxID": payment.gateway_transaction_id,
-                    "sku": (payment.reference or "paysmith")[:255],
-                    "reason": f"Refund {refund_id}"[:255],
-                })
-            except GatewayError as exc:
-                if exc.timeout or exc.raw is None:  # no answer: the refund may or may not exist
-                    raise
-                return RefundResult("failed", message=str(exc), raw=exc.raw)
-            redis.set(key, json.dumps(data), ex=ANSWER_TTL_SECONDS)
-        status = "succeeded" if data.get("transactionStatus") == "Completed" else "pending"
-        return RefundResult(status, gateway_reference=data.get("refundTrxID"),
-                            message=f"bKash refund {data.get('transactionStatus')}", raw=data)
+            listed = find_refund(answer, sku)
+        if listed is None:
+            if absent is None:
+                return None
+            why = "its call got no answer" if error is not None else "bKash has not finished it"
+            return RefundResult(absent, message=f"bKash's refund status does not list refund {sku} ({why})",
+                                raw=answer)
+        status = listed.get("transactionStatus") or listed.get("refundTransactionStatus") or "Unknown"
+        found = {"transactionStatus": status, "refundTrxID": listed.get("refundTrxID") or listed.get("refundTrxId"),
+                 "amount": listed.get("refundAmount") or listed.get("amount"), "sku": sku, "via": "refund status"}
+        if status == "Completed":
+            get_redis().set(key, json.dumps(found), ex=ANSWER_TTL_SECONDS)
+            return _refund_result(found)
+        if status in REFUND_FAILED:
+            get_redis().delete(key)
+            return RefundResult("failed", message=f"bKash refund {status}", raw=found)
+        get_redis().set(key, json.dumps(found), ex=ANSWER_TTL_SECONDS)
+        return RefundResult("pending", gateway_reference=found["refundTrxID"], message=f"bKash refund {status}",
+                            raw=found)
+
+
+#: Refund states after which bKash made no refund.
+REFUND_FAILED = frozenset({"Failed", "Cancelled", "Declined", "Rejected"})
+
+
+def refund_sku(refund_id):
+    """The sku we send with a refund: our refund id (bKash takes up to 255 characters)."""
+    return str(refund_id)[:255]
+
+
+def find_refund(answer, sku):
+    """Our refund in a refund-status answer: the `refundTransactions[]` entry with our sku (a single-refund
+    answer that echoes `sku` is read the same way). None when bKash does not list it. Never by amount."""
+    if not isinstance(answer, dict):
+        return None
+    items = answer.get("refundTransactions")
+    if isinstance(items, list):
+        return next((i for i in items if isinstance(i, dict) and str(i.get("sku") or "") == sku), None)
+    return answer if str(answer.get("sku") or "") == sku else None
+
+
+def _refund_result(data):
+    status = "succeeded" if data.get("transactionStatus") == "Completed" else "pending"
+    return RefundResult(status, gateway_reference=data.get("refundTrxID"),
+                        message=f"bKash refund {data.get('transactionStatus')}", raw=data)

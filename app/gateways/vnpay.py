@@ -3,8 +3,19 @@
 Wire protocol (served offline by app/sandbox/vnpay.py):
 - Pay: browser GET `{base}/paymentv2/vpcpay.html?<vnp_* params>&vnp_SecureHash=…`. `vnp_Amount` is VND × 100;
   `vnp_CreateDate`/`vnp_ExpireDate` are `yyyyMMddHHmmss` in GMT+7 whatever our server's zone.
-- Secure hash: lowercase hex HMAC-SHA512(hash_secret) over the non-empty `vnp_*` params except the hash
-  fields, sorted by key, each key and value `quote_plus`-encoded, joined `k=v&…` (VNPay's Python sample).
+- Secure hash: lowercase hex HMAC-SHA512(hash_secret) over the `vnp_*` params except the hash fields, sorted
+  by key, each key and value `quote_plus`-encoded, joined `k=v&…` (VNPay's Python sample).
+- Empty parameters (`vnp_BankCode=`): VNPay's own samples disagree on hashing one. The PHP demo
+  (vnpay_php `vnpay_ipn.php`, `vnpay_create_payment.php`), the Python demo (`vnpay.py` `get_payment_url`,
+  `validate_response`) and the Node demo hash every parameter they send, empty or not; the Java demo
+  (`ajaxServlet.java`, `Config.hashAllFields`) and the .NET demo (`VnPayLibrary.AddRequestData`) skip empty
+  values. No source shows what VNPay's server does with an empty one, but every one of those demos refuses to
+  *send* an empty `vnp_BankCode` (PHP `isset($vnp_BankCode) && $vnp_BankCode != ""`, Python
+  `if bank_code and bank_code != ""`, Node `bankCode !== null && bankCode !== ''`, Java
+  `bankCode != null && !bankCode.isEmpty()`), and VNPay's docs type it Alphanumeric[3,20] and say to leave it
+  out to let the shopper choose (sandbox.vnpayment.vn/apis/docs/thanh-toan-pay/pay.html). So we never send
+  an empty parameter: for what we send, both hashing rules give the same string. On what VNPay sends us we
+  accept a hash computed either way (it sends no empty values in the returns and IPNs we have seen).
 - Return (browser) and IPN (server GET, URL registered with VNPay) carry the same signed params. The return
   is display only; the IPN is answered JSON `{"RspCode","Message"}` with HTTP 200: 00 confirmed, 01 order
   not found, 02 already confirmed, 04 invalid amount, 97 invalid signature, 99 unknown error.
@@ -111,27 +122,42 @@ TRANSACTION_OUTCOMES = {"00": Outcome.SUCCEEDED, "01": Outcome.PROCESSING, "02":
 _SAFE_TEXT = re.compile(r"[^A-Za-z0-9 _.:-]")
 
 
-def hash_data(params):
-    """The string VNPay signs: sorted non-empty vnp_* params, quote_plus-encoded, joined with &."""
-    items = sorted((k, str(v)) for k, v in params.items()
-                   if k.startswith("vnp_") and k not in HASH_FIELDS and v not in (None, ""))
+def hash_data(params, *, keep_empty=False):
+    """The string VNPay signs: sorted vnp_* params, quote_plus-encoded, joined with &. Empty values are left
+    out (VNPay's Java and .NET demos) unless `keep_empty` (its PHP, Python and Node demos)."""
+    items = sorted((k, "" if v is None else str(v)) for k, v in params.items()
+                   if k.startswith("vnp_") and k not in HASH_FIELDS and (keep_empty or v not in (None, "")))
     return "&".join(f"{quote_plus(k)}={quote_plus(v)}" for k, v in items)
+
+
+def without_empty(params):
+    """What we send VNPay: never an empty parameter, so both of VNPay's hashing rules agree on it."""
+    return {k: v for k, v in params.items() if v not in (None, "")}
 
 
 def hmac_sha512(secret, data):
     return hmac.new(secret.encode(), data.encode("utf-8"), hashlib.sha512).hexdigest()
 
 
-def sign_params(secret, params):
-    return hmac_sha512(secret, hash_data(params))
+def sign_params(secret, params, *, keep_empty=False):
+    return hmac_sha512(secret, hash_data(params, keep_empty=keep_empty))
+
+
+def signed_url(base, secret, params):
+    """`base?<hash data>&vnp_SecureHash=…` with every empty parameter left out (see the module docstring)."""
+    query = hash_data(without_empty(params))
+    return f"{base}?{query}&vnp_SecureHash={hmac_sha512(secret, query)}"
 
 
 def verify_params(secret, params):
-    """True if params['vnp_SecureHash'] signs the other vnp_* params with `secret`."""
+    """True if params['vnp_SecureHash'] signs the other vnp_* params with `secret`, empty values hashed or
+    skipped (VNPay's demos do both; see the module docstring). Both checks always run."""
     given = str(params.get("vnp_SecureHash") or "").lower()
     if not secret or not given:
         return False
-    return hmac.compare_digest(sign_params(secret, params), given)
+    skipped = hmac.compare_digest(sign_params(secret, params), given)
+    kept = hmac.compare_digest(sign_params(secret, params, keep_empty=True), given)
+    return skipped or kept
 
 
 def pipe_checksum(secret, values, fields):
@@ -203,9 +229,8 @@ class VNPayGateway(Gateway):
             "vnp_IpAddr": ctx.shopper_ip,
             "vnp_CreateDate": vn_time(now),
             "vnp_ExpireDate": vn_time(payment.expires_at),
-        }
-        query = hash_data(params)
-        url = f"{ctx.base_url}{PAY_PATH}?{query}&vnp_SecureHash={hmac_sha512(self._secret(ctx), query)}"
+        }  # no vnp_BankCode: the shopper chooses on VNPay's page
+        url = signed_url(f"{ctx.base_url}{PAY_PATH}", self._secret(ctx), params)
         return StartResult(Redirect(url), gateway_reference=payment.order_id,
                            gateway_data={"create_date": params["vnp_CreateDate"], "order_info": order_info},
                            raw={k: v for k, v in params.items() if k != "vnp_IpAddr"})

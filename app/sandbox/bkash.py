@@ -9,7 +9,7 @@ The API as bKash serves it under `https://tokenized.sandbox.bka.sh/v1.2.0-beta/t
 | `execute` | POST | the completed payment with `trxID` (once; again: 2117) |
 | `payment/status` | POST | the payment query: `merchantInvoice`, `verificationStatus`, … |
 | `general/searchTransaction` | POST | a completed payment by `trxID` |
-| `payment/refund` | POST | a refund; with only `paymentID` and `trxID`, the refund status |
+| `payment/refund` | POST | a refund (`sku` and `reason` kept with it); with only `paymentID` and `trxID`, the refund status: every refund in `refundTransactions[]` with its `sku` |
 | anything else, or another method | any | 403 `{"message": "Missing Authentication Token"}` |
 | `/sandbox/bkash/redirect/tokenized/?paymentID=…` | GET, POST | the shopper's wallet page |
 
@@ -104,6 +104,25 @@ def set_execute_delay(seconds):
         get_redis().set(_key("execute_delay"), str(seconds), ex=3600)
     else:
         get_redis().delete(_key("execute_delay"))
+
+
+def set_refund_status(status):
+    """Answer the refunds asked from now on with this `transactionStatus` (e.g. "Pending"; None: Completed),
+    as bKash does for a refund it has not finished, across every process sharing this Redis."""
+    if status:
+        get_redis().set(_key("refund_status"), status, ex=3600)
+    else:
+        get_redis().delete(_key("refund_status"))
+
+
+def settle_refunds(payment_id, status="Completed"):
+    """bKash finishes every unfinished refund of the payment (tests)."""
+    payment = load(CODE, "payment", payment_id)
+    for done in payment["refunds"]:
+        if done["transactionStatus"] != "Completed":
+            done["transactionStatus"] = status
+            done["completedTime"] = _now_text()
+    save(CODE, "payment", payment_id, payment)
 
 
 def _now_text():
@@ -372,26 +391,42 @@ def refund(body, payment):
     amount = bkash_amount(body["amount"], most=Decimal(payment["amount"]) - refunded)
     if amount is None:
         return _error("2006")
-    done = {"refundTrxID": _trx_id(), "amount": amount, "completedTime": _now_text()}
+    status = get_redis().get(_key("refund_status")) or "Completed"
+    status = status.decode() if isinstance(status, bytes) else status
+    done = {"refundTrxID": _trx_id(), "amount": amount, "completedTime": _now_text(), "transactionStatus": status,
+            "sku": str(body.get("sku") or ""), "reason": str(body.get("reason") or "")}
     payment["refunded"] = str(refunded + Decimal(amount))
     payment["refunds"].append(done)
     save(CODE, "payment", payment["paymentID"], payment)
     return _refund_answer(payment, done)
 
 
+def _refund_fields(payment, done):
+    """A refund answer as recorded from bKash's sandbox (karim-007/laravel-bkash-tokenize): it does not echo
+    `sku`."""
+    return {"statusCode": "0000", "statusMessage": "Successful", "completedTime": done["completedTime"],
+            "transactionStatus": done.get("transactionStatus", "Completed"), "originalTrxID": payment["trxID"],
+            "refundTrxID": done["refundTrxID"], "amount": done["amount"], "currency": "BDT", "charge": "0.00"}
+
+
 def _refund_answer(payment, done):
-    return jsonify({"statusCode": "0000", "statusMessage": "Successful", "completedTime": done["completedTime"],
-                    "transactionStatus": "Completed", "originalTrxID": payment["trxID"],
-                    "refundTrxID": done["refundTrxID"], "amount": done["amount"], "currency": "BDT",
-                    "charge": "0.00"})
+    return jsonify(_refund_fields(payment, done))
 
 
 def _refund_status(payment):
-    """The latest refund of the payment (which refund the status call describes when there are several, and
-    the answer when there is none, are the simulator's choice)."""
+    """Every refund of the payment in `refundTransactions[]`, each with its `sku` and `reason` (the shape
+    bkash-rs reads, tests/gateways/fixtures/bkash/refund_status_transactions.json). The top-level fields
+    describe the latest refund, as the single-refund answer did (the simulator's choice: no recorded answer
+    shows both), and a payment with no refund is 2056 (also the simulator's choice)."""
     if not payment["refunds"]:
         return _error("2056")
-    return _refund_answer(payment, payment["refunds"][-1])
+    data = _refund_fields(payment, payment["refunds"][-1])
+    data.update({"paymentID": payment["paymentID"], "trxID": payment["trxID"], "refundTransactions": [
+        {"refundTrxID": done["refundTrxID"], "refundAmount": done["amount"],
+         "transactionStatus": done.get("transactionStatus", "Completed"), "sku": done.get("sku", ""),
+         "reason": done.get("reason", ""), "refundTime": done["completedTime"]}
+        for done in payment["refunds"]]})
+    return jsonify(data)
 
 
 # --- the shopper's wallet page ------------------------------------------------------------------------------

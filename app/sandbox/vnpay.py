@@ -13,6 +13,14 @@ VNPay's sample code on purpose, so a mistake on one side shows up as a refused s
 | `/merchant_webapi/api/transaction` | POST | `querydr` and `refund` (JSON, pipe checksums) |
 | anything else, or another method | any | `vnp_ResponseCode` 99 (JSON on the web API, the error page elsewhere) |
 
+Empty parameters on the pay URL (`vnp_BankCode=`): VNPay's PHP, Python and Node demos hash them, its Java and
+.NET demos skip them (module docstring of app/gateways/vnpay.py has the files), and nothing public shows
+which rule VNPay's server applies; all of those demos avoid sending an empty `vnp_BankCode`. The simulator is
+lenient where the evidence is: a signature computed either way is accepted, and an empty optional parameter
+counts as not sent (an empty `vnp_BankCode` lets the shopper choose, as leaving it out does). A required one
+left empty is still refused (03). Its own returns and IPNs never carry an empty value, so both rules verify
+them.
+
 Not simulated: token payments, installments, the merchant portal.
 """
 
@@ -72,10 +80,18 @@ def _hmac(data):
     return hmac.new(SANDBOX_CREDENTIALS["hash_secret"].encode(), data.encode(), hashlib.sha512).hexdigest()
 
 
-def _query_string(params):
+def _query_string(params, keep_empty=False):
+    """VNPay's hash data; empty values skipped (Java/.NET demos) or kept (PHP/Python/Node demos)."""
     keys = sorted(k for k in params if k.startswith("vnp_") and k not in ("vnp_SecureHash", "vnp_SecureHashType")
-                  and params[k] not in (None, ""))
-    return "&".join(quote_plus(k) + "=" + quote_plus(str(params[k])) for k in keys)
+                  and (keep_empty or params[k] not in (None, "")))
+    return "&".join(quote_plus(k) + "=" + quote_plus("" if params[k] is None else str(params[k])) for k in keys)
+
+
+def signed_either_way(params):
+    """True if vnp_SecureHash signs the params with empty values skipped or with them kept."""
+    given = str(params.get("vnp_SecureHash", "")).lower()
+    results = [hmac.compare_digest(_hmac(_query_string(params, keep)), given) for keep in (False, True)]
+    return any(results)
 
 
 def _pipe(values, fields):
@@ -110,8 +126,9 @@ def pay():
     params = request.args.to_dict()
     if params.get("vnp_TmnCode") != SANDBOX_CREDENTIALS["tmn_code"]:
         return _error_page("02", "Merchant không hợp lệ (invalid vnp_TmnCode).")
-    if not hmac.compare_digest(_hmac(_query_string(params)), params.get("vnp_SecureHash", "").lower()):
+    if not signed_either_way(params):
         return _error_page("70", "Sai chữ ký (invalid signature).")
+    params = {k: v for k, v in params.items() if v != ""}  # an empty optional parameter counts as not sent
     missing = [k for k in PAY_REQUIRED if not params.get(k)]
     amount = params.get("vnp_Amount", "")
     if missing or params.get("vnp_Version") != "2.1.0" or params.get("vnp_Command") != "pay" \

@@ -8,7 +8,7 @@ import requests
 
 from app.extensions import db, get_redis
 from app.gateways.base import GatewayError, Outcome
-from app.gateways.bkash import REFRESH_MARGIN_SECONDS, _account_key
+from app.gateways.bkash import REFRESH_MARGIN_SECONDS, _account_key, find_refund
 from app.money import format_plain
 from app.sandbox import bkash as sim
 from app.services import reconciliation
@@ -37,6 +37,7 @@ from tests.gateways.helpers import (
     race,
     unmatched_callbacks,
 )
+from tests.gateways import fixtures
 from tests.helpers import csrf_token, reload
 
 
@@ -317,6 +318,9 @@ def test_refund_status_is_the_refund_call_with_only_payment_and_trx_ids(http, fa
     assert status["refundTrxID"] == refund.gateway_reference and status["transactionStatus"] == "Completed"
     assert status["originalTrxID"] == ids["trxID"] and status["amount"] == "250.50"
     assert {"completedTime", "currency", "charge"} <= set(status)
+    assert status["refundTransactions"] == [{
+        "refundTrxID": refund.gateway_reference, "refundAmount": "250.50", "transactionStatus": "Completed",
+        "sku": "re_1", "reason": "Refund re_1", "refundTime": status["completedTime"]}]
     assert sim.load(sim.CODE, "payment", ids["paymentID"])["refunded"] == "250.50"  # asking refunds nothing
 
 
@@ -377,3 +381,120 @@ def test_reconciliation_job_settles_an_abandoned_payment(http, factories):
     assert reconciliation.reconcile_payment(reload(payment)) is True
     assert_attempt_ended(payment, "cancelled")
     assert sim.stats("execute") == 0
+
+
+# --- refunds found by their sku (issue 14 item 11) -----------------------------------------------------------
+
+
+def test_recorded_refund_status_is_read_by_sku_never_by_amount():
+    answer, source = fixtures.load("bkash", "refund_status_transactions")
+    assert "bkash-rs" in source
+    assert find_refund(answer, "TEST-SKU-002")["refundTrxID"] == "TESTREFUND0002"
+    assert find_refund(answer, "TEST-SKU-001")["refundTrxID"] == "TESTREFUND0001"
+    assert find_refund(answer, "TEST-SKU-003") is None
+    same_amount = {**answer, "refundTransactions": [{**t, "refundAmount": "5.00"} for t in answer["refundTransactions"]]}
+    assert find_refund(same_amount, "TEST-SKU-002")["refundTrxID"] == "TESTREFUND0002"
+    recorded, _ = fixtures.load("bkash", "refund_completed")  # the single-refund answer has no sku: not ours
+    assert find_refund(recorded, "re_1") is None
+
+
+def _refunds_at_bkash(payment):
+    return sim.load(sim.CODE, "payment", payment.gateway_reference)["refunds"]
+
+
+def test_two_pending_partial_refunds_of_the_same_amount_are_told_apart_by_sku(http, factories):
+    merchant, payment, back = _pay(http, factories, amount=125_050)
+    http.get(back)
+    gateway, info, ctx = adapter_and_context(payment, "bkash")
+    sim.set_refund_status("Pending")
+    try:
+        first = gateway.refund(info, 25_000, "re_a", ctx)
+    finally:
+        sim.set_refund_status(None)
+    second = gateway.refund(info, 25_000, "re_b", ctx)
+    assert first.status == "pending" and second.status == "succeeded"
+    assert first.gateway_reference != second.gateway_reference
+    sent = _refunds_at_bkash(payment)
+    assert [(r["sku"], r["amount"]) for r in sent] == [("re_a", "250.00"), ("re_b", "250.00")]
+
+    again = gateway.refund(info, 25_000, "re_a", ctx)  # re-checked by the refund status, not re-sent
+    assert again.status == "pending" and again.gateway_reference == first.gateway_reference
+    sim.settle_refunds(payment.gateway_reference)
+    done = gateway.refund(info, 25_000, "re_a", ctx)
+    assert done.status == "succeeded" and done.gateway_reference == first.gateway_reference
+    assert done.raw["via"] == "refund status"
+    assert gateway.refund(info, 25_000, "re_b", ctx).gateway_reference == second.gateway_reference
+    assert len(_refunds_at_bkash(payment)) == 2  # nothing was sent twice
+    assert sim.load(sim.CODE, "payment", payment.gateway_reference)["refunded"] == "500.00"
+
+
+def test_a_refund_failed_at_bkash_after_pending_is_failed(http, factories):
+    merchant, payment, back = _pay(http, factories)
+    http.get(back)
+    gateway, info, ctx = adapter_and_context(payment, "bkash")
+    sim.set_refund_status("Pending")
+    try:
+        assert gateway.refund(info, 10_000, "re_f", ctx).status == "pending"
+    finally:
+        sim.set_refund_status(None)
+    sim.settle_refunds(payment.gateway_reference, "Failed")
+    assert gateway.refund(info, 10_000, "re_f", ctx).status == "failed"
+
+
+def _answer_lost(gateway, monkeypatch, *, reached):
+    """The refund call times out: after bKash made the refund (`reached`) or before it got the request."""
+    real = gateway._call
+
+    def call(ctx, path, body, **kw):
+        if path == "payment/refund" and "amount" in body:
+            monkeypatch.setattr(gateway, "_call", real)  # once
+            if reached:
+                real(ctx, path, body, **kw)
+            raise GatewayError("bKash did not answer in time", timeout=True)
+        return real(ctx, path, body, **kw)
+
+    monkeypatch.setattr(gateway, "_call", call)
+
+
+def test_a_refund_whose_answer_was_lost_is_settled_by_its_sku(http, factories, monkeypatch):
+    merchant, payment, back = _pay(http, factories)
+    http.get(back)
+    gateway, info, ctx = adapter_and_context(payment, "bkash")
+    gateway.refund(info, 10_000, "re_other", ctx)  # another refund of the same amount is not ours
+    _answer_lost(gateway, monkeypatch, reached=True)
+    result = gateway.refund(info, 10_000, "re_lost", ctx)
+    assert result.status == "succeeded"
+    assert result.gateway_reference == next(r["refundTrxID"] for r in _refunds_at_bkash(payment)
+                                            if r["sku"] == "re_lost")
+    assert len(_refunds_at_bkash(payment)) == 2
+
+
+def test_a_refund_bkash_never_got_is_unknown_then_sent_once_when_retried(http, factories, monkeypatch):
+    merchant, payment, back = _pay(http, factories)
+    http.get(back)
+    gateway, info, ctx = adapter_and_context(payment, "bkash")
+    gateway.refund(info, 10_000, "re_other", ctx)
+    _answer_lost(gateway, monkeypatch, reached=False)
+    assert gateway.refund(info, 10_000, "re_gone", ctx).status == "unknown"  # a person decides
+    assert len(_refunds_at_bkash(payment)) == 1
+    retried = gateway.refund(info, 10_000, "re_gone", ctx)  # the person's retry: bKash does not list it
+    assert retried.status == "succeeded" and len(_refunds_at_bkash(payment)) == 2
+    assert gateway.refund(info, 10_000, "re_gone", ctx).gateway_reference == retried.gateway_reference
+    assert len(_refunds_at_bkash(payment)) == 2
+
+
+def test_an_answer_without_a_status_is_never_taken_for_an_unsent_refund(http, factories, monkeypatch):
+    merchant, payment, back = _pay(http, factories)
+    http.get(back)
+    gateway, info, ctx = adapter_and_context(payment, "bkash")
+    real = gateway._call
+
+    def call(ctx, path, body, **kw):
+        data = real(ctx, path, body, **kw)
+        return {k: v for k, v in data.items() if k != "transactionStatus"} if "amount" in body else data
+
+    monkeypatch.setattr(gateway, "_call", call)
+    assert gateway.refund(info, 10_000, "re_odd", ctx).status == "pending"
+    monkeypatch.setattr(gateway, "_call", real)
+    assert gateway.refund(info, 10_000, "re_odd", ctx).status == "succeeded"  # found by sku, not re-sent
+    assert len(_refunds_at_bkash(payment)) == 1

@@ -6,7 +6,7 @@ import json
 import time
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
-from urllib.parse import urlencode
+from urllib.parse import parse_qsl, quote_plus, urlencode, urlsplit
 
 import pytest
 from hypothesis import given, settings
@@ -21,6 +21,7 @@ from app.gateways.vnpay import (
     hash_data,
     pipe_checksum,
     sign_params,
+    signed_url,
     verify_params,
     vn_time,
 )
@@ -540,3 +541,82 @@ def test_partial_and_full_refund_through_the_refund_service(http, factories, run
     rest = refund_through_service(payment, 110_000, run_jobs)
     assert rest.status == "succeeded" and payment.status == "refunded" and payment.amount_refunded == 150_000
     assert load("vnpay", "txn", order_id(payment))["amount_refunded"] == 15_000_000
+
+
+# --- empty parameters (issue 14 item 10) ---------------------------------------------------------------------
+# VNPay's PHP/Python/Node demos hash every parameter sent, empty or not; its Java/.NET demos skip empty values.
+# These are written from those demos, independently of the adapter and the simulator.
+
+
+def php_style(params):
+    keys = sorted(k for k in params if k.startswith("vnp_") and k not in ("vnp_SecureHash", "vnp_SecureHashType"))
+    return "&".join(f"{quote_plus(k)}={quote_plus(params[k])}" for k in keys)
+
+
+def java_style(params):
+    return php_style({k: v for k, v in params.items() if v != ""})
+
+
+def _hmac512(secret, data):
+    return hmac.new(secret.encode(), data.encode(), hashlib.sha512).hexdigest()
+
+
+SAFE = st.text(alphabet="ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789 _.:-/", max_size=20)
+
+
+@settings(max_examples=150, deadline=None)
+@given(params=st.dictionaries(st.from_regex(r"vnp_[A-Za-z]{1,12}", fullmatch=True), SAFE, max_size=12))
+def test_our_signed_url_verifies_under_both_of_vnpays_rules(params):
+    url = signed_url("https://sandbox.vnpayment.vn/paymentv2/vpcpay.html", "s3cret", params)
+    sent = dict(parse_qsl(urlsplit(url).query, keep_blank_values=True))
+    assert all(v != "" for v in sent.values())  # never an empty parameter
+    assert {k: v for k, v in sent.items() if k != "vnp_SecureHash"} == {
+        k: v for k, v in params.items() if v != "" and k not in ("vnp_SecureHash", "vnp_SecureHashType")}
+    assert sent["vnp_SecureHash"] == _hmac512("s3cret", php_style(sent)) == _hmac512("s3cret", java_style(sent))
+    assert verify_params("s3cret", sent)
+
+
+def test_the_pay_url_we_send_has_no_empty_parameter_and_no_bank_code(http, factories):
+    payment, pay_url = start(http, factories)
+    sent = dict(parse_qsl(urlsplit(pay_url).query, keep_blank_values=True))
+    assert "vnp_BankCode" not in sent and all(v != "" for v in sent.values())
+    assert sent["vnp_SecureHash"] == _hmac512(SECRET, php_style(sent)) == _hmac512(SECRET, java_style(sent))
+
+
+@pytest.mark.parametrize("rule", [php_style, java_style])
+def test_simulator_takes_an_empty_bank_code_signed_either_way(http, factories, rule):
+    payment, pay_url = start(http, factories)
+    params = {k: v for k, v in query_of(pay_url).items() if k != "vnp_SecureHash"}
+    params["vnp_BankCode"] = ""
+    assert php_style(params) != java_style(params)
+    url = "/sandbox/vnpay/paymentv2/vpcpay.html?" + php_style(params) + "&vnp_SecureHash=" + _hmac512(SECRET, rule(params))
+    page_url = follow(http, http.get(url, allow_redirects=False))
+    page = http.get(page_url)
+    assert page.status_code == 200 and {"success", "failure", "cancel"} <= form_action_outcomes(page.text)
+    token = dict(parse_qsl(urlsplit(page_url).query))["token"]
+    assert "vnp_BankCode" not in load("vnpay", "page", token)["params"]  # as if not sent: the shopper chooses
+
+
+def test_simulator_refuses_an_empty_parameter_signed_by_neither_rule(http, factories):
+    payment, pay_url = start(http, factories)
+    params = {k: v for k, v in query_of(pay_url).items() if k != "vnp_SecureHash"}
+    params["vnp_BankCode"] = ""
+    wrong = _hmac512(SECRET, php_style({**params, "vnp_BankCode": "NCB"}))
+    page = http.get("/sandbox/vnpay/paymentv2/vpcpay.html?" + php_style(params) + "&vnp_SecureHash=" + wrong)
+    assert page.status_code == 400 and "code=70" in page.text
+
+
+def test_simulator_refuses_a_required_parameter_sent_empty(http, factories):
+    payment, pay_url = start(http, factories)
+    params = {k: v for k, v in query_of(pay_url).items() if k != "vnp_SecureHash"}
+    params["vnp_OrderType"] = ""
+    page = http.get("/sandbox/vnpay/paymentv2/vpcpay.html?" + php_style(params) + "&vnp_SecureHash="
+                    + _hmac512(SECRET, php_style(params)))
+    assert page.status_code == 400 and "code=03" in page.text and "vnp_OrderType" in page.text
+
+
+def test_adapter_accepts_vnpays_hash_of_an_empty_value_either_way():
+    params = {**IPN_VECTOR, "vnp_BankTranNo": ""}
+    for rule in (php_style, java_style):
+        assert verify_params("test_secret", {**params, "vnp_SecureHash": _hmac512("test_secret", rule(params))})
+    assert not verify_params("test_secret", {**params, "vnp_SecureHash": _hmac512("other", php_style(params))})
