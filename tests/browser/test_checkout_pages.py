@@ -147,8 +147,8 @@ SHOWN = {  # language → (a word of the pay page, the total of 850,000 IDR as t
 
 
 @pytest.mark.parametrize("lang", list(SHOWN))
-def test_pay_page_in_each_language(phone, payment, lang, tmp_path):
-    """The switch's link (no JavaScript), then the cookie keeps the language; screenshots in the test's tmp dir."""
+def test_every_page_in_each_language(phone, payment, factories, lang, tmp_path):
+    """The switch's link (no JavaScript), then the cookie keeps the language on every page; screenshots."""
     db.session.rollback()
     phone.set_viewport_size({"width": 390, "height": 844})
     phone.goto(f"/pay/{payment.checkout_token}")
@@ -163,4 +163,19 @@ def test_pay_page_in_each_language(phone, payment, lang, tmp_path):
     phone.goto(f"/pay/{payment.checkout_token}/cancel")  # the cookie carries the language on
     assert phone.locator("html").get_attribute("lang") == lang
     phone.screenshot(path=str(tmp_path / f"checkout-cancel-{lang}.png"), full_page=True)
+    phone.shot(f"checkout-cancel-{lang}")
+    # Every other page a shopper lands on, in that language: waiting, paid, and a link that has expired.
+    move(payment, Status.PROCESSING)
+    phone.goto(f"/pay/{payment.checkout_token}/result")
+    assert phone.locator("html").get_attribute("lang") == lang
+    phone.shot(f"checkout-waiting-{lang}")
+    move(payment, Status.SUCCEEDED)
+    phone.goto(f"/pay/{payment.checkout_token}")
+    assert phone.locator("html").get_attribute("lang") == lang
+    phone.shot(f"checkout-paid-{lang}")
+    other = factories.payment(payment.merchant, amount=850_000, currency="IDR")
+    move(other, Status.EXPIRED)
+    phone.goto(f"/pay/{other.checkout_token}")
+    assert phone.locator("html").get_attribute("lang") == lang
+    phone.shot(f"checkout-expired-{lang}")
     assert phone.outside == []
