@@ -3,11 +3,13 @@
 from sqlalchemy import select
 
 from app.extensions import db
+from app.gateways.base import CallbackResult, Outcome
 from app.models import Merchant, Payment
+from app.services.callbacks import apply_result
 from app.services.gateways import add_sandbox_accounts
 from app.services.merchants import create_merchant
 from app.services.payments import create_payment
-from app.state_machine import Status, transition
+from app.state_machine import Status, open_attempt, transition
 
 DEMO_ORDERS = [
     ("DEMO-1001", 125_000, "VND", None),
@@ -44,9 +46,14 @@ def seed_demo(email, password):
                 "return_url": "https://shop.example/orders/return", "cancel_url": "https://shop.example/cart",
                 "expires_in": 7 * 24 * 3600,
             })
-            if final is not None:
-                changes = {"gateway": "testcard", "card_summary": "Visa •••• 4242"} if final == Status.SUCCEEDED else {}
-                transition(payment, final, reason="Demo data", source="seed-demo", changes=changes)
+            if final == Status.SUCCEEDED:  # paid through an attempt at the test acquirer, as a shopper would
+                attempt = open_attempt(payment, "testcard")
+                apply_result(payment, attempt, CallbackResult(
+                    Outcome.SUCCEEDED, amount=amount, currency=currency, card_summary="Visa •••• 4242",
+                    message="Demo data"), source="seed-demo")
+                db.session.commit()
+            elif final is not None:
+                transition(payment, final, reason="Demo data", source="seed-demo")
                 db.session.commit()
     else:
         add_sandbox_accounts(merchant)  # gateways added since the demo was first seeded
