@@ -36,6 +36,7 @@ from app.gateways.base import (
     StartResult,
     as_utc,
 )
+from app.security import constant_time_equals
 
 VERSION = "2.1.0"
 PAY_PATH = "/paymentv2/vpcpay.html"
@@ -131,7 +132,7 @@ def verify_params(secret, params):
     given = str(params.get("vnp_SecureHash") or "").lower()
     if not secret or not given:
         return False
-    return hmac.compare_digest(sign_params(secret, params), given)
+    return constant_time_equals(sign_params(secret, params), given)
 
 
 def pipe_checksum(secret, values, fields):
@@ -267,7 +268,7 @@ class VNPayGateway(Gateway):
         if not isinstance(data, dict):
             raise GatewayError(f"VNPay answered HTTP {response.status_code} without JSON")
         given = str(data.get("vnp_SecureHash") or "").lower()
-        if not given or not hmac.compare_digest(pipe_checksum(self._secret(ctx), data, response_fields), given):
+        if not given or not constant_time_equals(pipe_checksum(self._secret(ctx), data, response_fields), given):
             raise GatewayError(f"VNPay's answer ({data.get('vnp_ResponseCode')} {data.get('vnp_Message', '')}) "
                                "has no valid checksum: not trusted", raw=data)
         return data
