@@ -156,6 +156,14 @@ class Lookup:
     gateway_reference: str | None = None
     gateway_transaction_id: str | None = None
 
+    def __post_init__(self):
+        # What a callback claims comes from its JSON too: a number, list or object there is no id of ours
+        # (and compared with a text column it would fail in the query, not refuse the callback).
+        for name in ("order_id", "gateway_reference", "gateway_transaction_id"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, str) or not value):
+                object.__setattr__(self, name, None)
+
 
 class Reason(StrEnum):
     """Why an attempt did not succeed, in words a shopper can act on; the checkout translates each one.
