@@ -7,11 +7,13 @@ Either one reaching a query is a `DataError` (or an encoding error in the driver
 Two uses, one definition of "unstorable":
 - `storable(value)` for what we must keep whatever it is (a gateway's raw callback): bytes are decoded as
   UTF-8 with replacement, and each NUL or lone surrogate is written out as its escape (`\\u0000`, `\\ud800`),
-  in keys and values at any depth, so the record shows what arrived and every comparison sees plain text.
+  in keys and values at any depth (and JSON's non-standard Infinity/NaN become strings), so the record
+  shows what arrived and every comparison sees plain text.
 - `unstorable_path(value)` for what we may refuse (the merchant API): where the first such character is
   (`metadata.note`, `items[0].name`), so the answer can name the field; None when everything is storable.
 """
 
+import math
 import re
 
 _UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
@@ -38,6 +40,8 @@ def storable(value):
         return {storable_text(k) if isinstance(k, str | bytes) else k: storable(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
         return [storable(v) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)  # JSON's Infinity/NaN (Python accepts them): JSONB cannot hold them
     return value
 
 
