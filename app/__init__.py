@@ -114,9 +114,18 @@ def register_i18n(app):
     register(app)
 
 
+#: Where a response carries a shopper's or a merchant's payment data (errors included): never cached, by the
+#: browser's back/forward cache or anything in between (the dashboard sets the same on its blueprint).
+NO_STORE_PREFIXES = ("/pay/", "/api/")
+
+
 def register_security_headers(app):
+    from flask import request
+
     @app.after_request
     def headers(response):
+        if request.path.startswith(NO_STORE_PREFIXES) or request.blueprint in ("checkout", "api"):
+            response.headers["Cache-Control"] = "no-store"
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
         response.headers.setdefault("Referrer-Policy", "strict-origin-when-cross-origin")
         response.headers.setdefault("X-Frame-Options", "DENY")

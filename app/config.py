@@ -76,6 +76,12 @@ class Config:
     REMEMBER_COOKIE_HTTPONLY = True
     WTF_CSRF_TIME_LIMIT = None
     RATELIMIT_ENABLED = True
+    #: With Redis down, Flask-Limiter keeps counting in this process (logging "Rate limit storage
+    #: unreachable - falling back to in-memory storage" once) and goes back to Redis when it answers again,
+    #: so signing in to the dashboard (the only limited route) never fails because Redis is away; an error
+    #: in between (Redis lost mid-request) is logged and let through rather than answered 500.
+    RATELIMIT_IN_MEMORY_FALLBACK_ENABLED = True
+    RATELIMIT_SWALLOW_ERRORS = True
     SQLALCHEMY_ENGINE_OPTIONS: dict = {}
     LOG_LEVEL = "INFO"
     #: Shopper receipts by email: `smtp` (MAIL_SERVER…), `file` (.eml files in instance/mail/) or `console`

@@ -1,12 +1,15 @@
 """Error pages and JSON errors. API and callback requests get JSON by blueprint, everyone else HTML.
 
 No stack trace ever reaches a client: unexpected exceptions are logged and answered with a plain 500.
-Requests carrying a NUL character (in the path, the query, a form or a JSON string) are refused with a 400
-before any view runs: PostgreSQL cannot store NUL in text or JSONB, so they would otherwise fail deep inside
-a query, and no payment field ever needs one.
+Requests carrying a NUL character (in the path, the query, a form or a JSON string) or a lone surrogate (in a
+JSON string) are refused with a 400 naming the field before any view runs: PostgreSQL cannot store either in
+text or JSONB, so they would otherwise fail deep inside a query as a 500, and no payment field ever needs one.
+Gateway callbacks are the exception: they are always recorded, with such characters escaped (app.safe_text).
 """
 
+import json
 import logging
+import re
 
 from flask import render_template, request
 from flask.json.provider import DefaultJSONProvider
@@ -14,6 +17,7 @@ from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 
 from app.api.errors import api_error
+from app.safe_text import unstorable_path
 
 log = logging.getLogger(__name__)
 
@@ -36,12 +40,36 @@ _NUL_MARKERS = (b"\x00", b"%00", b"\\u0000")
 
 
 def _has_nul():
-    if "\x00" in request.path or b"%00" in request.query_string:
+    if "\x00" in request.path:
+        return True
+    if request.blueprint == "callbacks":
+        # A gateway's callback is always recorded: its CallbackRequest escapes NUL (app.safe_text) instead.
+        return False
+    if b"%00" in request.query_string:
         return True
     if request.content_length == 0 or request.method in ("GET", "HEAD", "OPTIONS"):
         return False
     body = request.get_data(cache=True)  # cached: forms and JSON are still parsed from it later
     return any(marker in body for marker in _NUL_MARKERS)
+
+
+#: `\u0000` or a `\ud800`–`\udfff` escape in a JSON body (only then is the body parsed here).
+_UNSTORABLE_ESCAPE = re.compile(rb"\\u(?:0000|[dD][89a-fA-F][0-9a-fA-F]{2})")
+
+
+def _unstorable_json_field():
+    """For a JSON body with a string PostgreSQL cannot store (NUL, lone surrogate): (True, its field path)."""
+    if request.content_length == 0 or request.method in ("GET", "HEAD", "OPTIONS"):
+        return False, None
+    body = request.get_data(cache=True)
+    if not _UNSTORABLE_ESCAPE.search(body):
+        return False, None
+    try:
+        data = json.loads(body)
+    except (ValueError, RecursionError):
+        return False, None  # not JSON: the view answers that
+    path = unstorable_path(data)
+    return path is not None, path or None
 
 
 class JSONProvider(DefaultJSONProvider):
@@ -59,10 +87,18 @@ def register_error_handlers(app):
     app.json = JSONProvider(app)
 
     @app.before_request
-    def refuse_nul_bytes():
+    def refuse_unstorable_text():
         if _has_nul():
             if _wants_json():
                 return api_error(400, "invalid_request", "the request contains a NUL character")
+            return _page(400, "The request contains characters we cannot accept.")
+        if request.blueprint == "callbacks":
+            return None  # recorded with the characters escaped (CallbackRequest)
+        found, field = _unstorable_json_field()
+        if found:
+            if _wants_json():
+                return api_error(400, "invalid_request", "the request contains text that is not valid Unicode "
+                                 "(a lone surrogate) or a NUL character" + (f" in {field}" if field else ""), field)
             return _page(400, "The request contains characters we cannot accept.")
         return None
 

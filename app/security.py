@@ -77,10 +77,22 @@ def hmac_sha256_hex(key, message):
     return hmac.new(key, message, hashlib.sha256).hexdigest()
 
 
+def _as_bytes(value):
+    if isinstance(value, bytes | bytearray):
+        return bytes(value)
+    # surrogatepass: a lone surrogate from a JSON string still becomes bytes (that match nothing we make).
+    return str(value).encode("utf-8", "surrogatepass")
+
+
 def constant_time_equals(a, b):
+    """Constant-time equality of two signatures (str or bytes), compared as UTF-8 bytes.
+
+    `hmac.compare_digest` on two str raises TypeError when either holds a non-ASCII character, so a forged
+    signature like `é` would be a 500 instead of a refusal: every adapter compares through here.
+    """
     if a is None or b is None:
         return False
-    return hmac.compare_digest(str(a).encode(), str(b).encode())
+    return hmac.compare_digest(_as_bytes(a), _as_bytes(b))
 
 
 def mask(value, keep=4):

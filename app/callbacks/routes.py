@@ -12,19 +12,21 @@ from app.callbacks import bp
 from app.extensions import db
 from app.gateways import get_gateway
 from app.gateways.base import Ack, CallbackRequest
-from app.services.callbacks import handle_callback
+from app.services.callbacks import handle_callback, record_unhandled
 
 log = logging.getLogger(__name__)
 
 
 def callback_request():
+    """The request as a CallbackRequest, which makes every part of it storable (see there)."""
+    body = request.get_data(cache=True)  # first: the form below is then parsed from the cached bytes
     return CallbackRequest(
         method=request.method,
         args=request.args.to_dict(),
         form=request.form.to_dict() if request.mimetype in ("application/x-www-form-urlencoded",
                                                             "multipart/form-data") else {},
         headers={k: v for k, v in request.headers.items()},
-        body=request.get_data(cache=True),
+        body=body,
         remote_addr=request.remote_addr,
     )
 
@@ -42,11 +44,19 @@ def receive(code, kind):
     gateway = get_gateway(code)
     if gateway is None:
         abort(404, "unknown gateway")
+    req = None
     try:
-        handled = handle_callback(code, kind, callback_request())
+        req = callback_request()
+        handled = handle_callback(code, kind, req)
     except Exception:
         log.exception("callback %s/%s failed", code, kind)
         db.session.rollback()
+        if req is not None:
+            try:  # the raw callback is kept even now, for whoever looks into it
+                record_unhandled(code, kind, req)
+            except Exception:
+                log.exception("could not record the failed %s/%s callback", code, kind)
+                db.session.rollback()
         if kind in gateway.browser_kinds:
             return render_template("errors/error.html", status=500, title="Something went wrong",
                                    message="We could not process the gateway's answer. Your payment status will "

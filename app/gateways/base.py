@@ -20,6 +20,8 @@ from enum import StrEnum
 
 import requests
 
+from app.safe_text import storable, storable_text
+
 log = logging.getLogger(__name__)
 
 
@@ -97,7 +99,13 @@ class StartResult:
 
 @dataclass(frozen=True)
 class CallbackRequest:
-    """An incoming gateway request, framework-free (built by the callbacks blueprint)."""
+    """An incoming gateway request, framework-free (built by the callbacks blueprint).
+
+    The one place where whatever arrived becomes text we can store and compare: the query, the form, the
+    headers and the parsed JSON body have every NUL and lone surrogate escaped (`app.safe_text`), whatever
+    the method and content type, so an adapter's lookups, signature checks and raw records never meet one.
+    `body` stays the exact bytes, for the signatures computed over them.
+    """
 
     method: str
     args: dict
@@ -106,17 +114,26 @@ class CallbackRequest:
     body: bytes = b""
     remote_addr: str | None = None
 
+    def __post_init__(self):
+        for name in ("method", "args", "form", "headers", "remote_addr"):
+            value = getattr(self, name)
+            if value is not None:
+                object.__setattr__(self, name, storable(value))
+        if not isinstance(self.body, bytes):
+            object.__setattr__(self, "body", storable_text(self.body or "").encode())
+
     def json(self):
+        """The body as a JSON object (storable), or None."""
         import json
 
         try:
             data = json.loads(self.body or b"null")
         except (ValueError, RecursionError):
             return None
-        return data if isinstance(data, dict) else None
+        return storable(data) if isinstance(data, dict) else None
 
     def raw(self):
-        """A JSON-able record of what arrived, for the timeline."""
+        """A JSON-able, storable record of what arrived, for the timeline."""
         data = {"method": self.method}
         if self.args:
             data["query"] = self.args
@@ -126,7 +143,7 @@ class CallbackRequest:
         if body is not None:
             data["json"] = body
         elif self.body and not self.form:
-            data["body"] = self.body[:4096].decode("utf-8", "replace")
+            data["body"] = storable_text(self.body[:4096])
         return data
 
 
@@ -138,6 +155,14 @@ class Lookup:
     order_id: str | None = None
     gateway_reference: str | None = None
     gateway_transaction_id: str | None = None
+
+    def __post_init__(self):
+        # What a callback claims comes from its JSON too: a number, list or object there is no id of ours
+        # (and compared with a text column it would fail in the query, not refuse the callback).
+        for name in ("order_id", "gateway_reference", "gateway_transaction_id"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, str) or not value):
+                object.__setattr__(self, name, None)
 
 
 class Reason(StrEnum):

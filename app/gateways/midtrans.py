@@ -17,7 +17,6 @@ Amounts are whole rupiah, which is also our minor unit for IDR.
 """
 
 import hashlib
-import hmac
 import math
 from datetime import UTC, datetime, timedelta, timezone
 
@@ -36,6 +35,7 @@ from app.gateways.base import (
     StartResult,
     as_utc,
 )
+from app.security import constant_time_equals
 
 WIB = timezone(timedelta(hours=7))
 #: Snap host → Core API host at Midtrans; any other base (our simulator) serves both.
@@ -56,7 +56,7 @@ def verify_notification(body, server_key):
     fields = [body.get(k) for k in ("order_id", "status_code", "gross_amount")]
     if not all(isinstance(f, str) for f in fields):
         return False
-    return hmac.compare_digest(signature_key(*fields, server_key), given.lower())
+    return constant_time_equals(signature_key(*fields, server_key), given.lower())
 
 
 def outcome_of(transaction_status, fraud_status):

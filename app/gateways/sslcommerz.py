@@ -31,7 +31,6 @@ checks those for non-BDT payments, as we do).
 """
 
 import hashlib
-import hmac
 
 from app import money
 from app.gateways.base import (
@@ -46,6 +45,7 @@ from app.gateways.base import (
     RefundResult,
     StartResult,
 )
+from app.security import constant_time_equals
 
 SESSION_PATH = "/gwprocess/v4/api.php"
 VALIDATION_PATH = "/validator/api/validationserverAPI.php"
@@ -91,11 +91,11 @@ def verify_sign(fields, store_passwd):
     if not store_passwd or not fields.get("verify_sign"):
         return False
     text = signing_string(fields, _md5(store_passwd))
-    if text is None or not hmac.compare_digest(_md5(text), str(fields["verify_sign"])):
+    if text is None or not constant_time_equals(_md5(text), str(fields["verify_sign"])):
         return False
     if fields.get("verify_sign_sha2"):
         text2 = signing_string(fields, _sha256(store_passwd))
-        return hmac.compare_digest(_sha256(text2), str(fields["verify_sign_sha2"]))
+        return constant_time_equals(_sha256(text2), str(fields["verify_sign_sha2"]))
     return True
 
 

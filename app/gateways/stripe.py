@@ -23,7 +23,6 @@ Amounts: Stripe's minor units; VND is zero-decimal at Stripe as with us, IDR is 
 currency at Stripe (amount = rupiah × 100; we keep whole rupiah), so the adapter scales IDR by 100 both ways.
 """
 
-import hmac
 import json
 import time
 
@@ -43,7 +42,7 @@ from app.gateways.base import (
     StartResult,
     unix_seconds,
 )
-from app.security import hmac_sha256_hex
+from app.security import constant_time_equals, hmac_sha256_hex
 
 TOLERANCE_SECONDS = 300
 MIN_SESSION_SECONDS = 30 * 60
@@ -193,8 +192,12 @@ class StripeGateway(Gateway):
             return self.query(payment, ctx)
         if kind == "cancel":
             return self._cancel(req, payment, ctx)
+        header = req.headers.get("Stripe-Signature")
+        if header and not header.isascii():
+            # The SDK compares signatures as str (TypeError on non-ASCII): a signature we never make.
+            raise CallbackError(Ack.INVALID_SIGNATURE, "Stripe-Signature: not a signature of ours")
         try:
-            stripe.Webhook.construct_event(req.body, req.headers.get("Stripe-Signature"),
+            stripe.Webhook.construct_event(req.body, header,
                                            ctx.credentials.get("webhook_secret") or "", tolerance=TOLERANCE_SECONDS)
         except stripe.SignatureVerificationError as exc:
             raise CallbackError(Ack.INVALID_SIGNATURE, f"Stripe-Signature: {exc.user_message or exc}") from exc
@@ -220,7 +223,7 @@ class StripeGateway(Gateway):
 
     def _cancel(self, req, payment, ctx):
         """The shopper left Stripe Checkout: end the session at Stripe, then report what Stripe says."""
-        if not hmac.compare_digest(str(req.args.get("sig", "")), self._cancel_signature(ctx, payment.order_id)):
+        if not constant_time_equals(str(req.args.get("sig", "")), self._cancel_signature(ctx, payment.order_id)):
             raise CallbackError(Ack.INVALID_SIGNATURE, "cancel link not made by us")
         client = self.client(ctx)
         try:

@@ -11,7 +11,6 @@ Wire protocol (served offline by app/sandbox/testcard.py):
 Amounts are our own minor units; no scaling.
 """
 
-import hmac
 import time
 
 from app.gateways.base import (
@@ -28,7 +27,7 @@ from app.gateways.base import (
     StartResult,
     unix_seconds,
 )
-from app.security import hmac_sha256_hex
+from app.security import constant_time_equals, hmac_sha256_hex
 
 SIGNATURE_HEADER = "Testcard-Signature"
 TOLERANCE_SECONDS = 300
@@ -70,7 +69,7 @@ def verify_signature(secret, body, header, now=None, tolerance=TOLERANCE_SECONDS
     if timestamp is None or not candidates:
         return False
     expected = hmac_sha256_hex(secret, f"{timestamp}.".encode() + body)
-    if not any(hmac.compare_digest(expected, c) for c in candidates):
+    if not any(constant_time_equals(expected, c) for c in candidates):
         return False
     return abs((now or time.time()) - timestamp) <= tolerance
 

@@ -47,6 +47,7 @@ from app.gateways.base import (
     StartResult,
     as_utc,
 )
+from app.security import constant_time_equals
 
 VERSION = "2.1.0"
 PAY_PATH = "/paymentv2/vpcpay.html"
@@ -155,8 +156,8 @@ def verify_params(secret, params):
     given = str(params.get("vnp_SecureHash") or "").lower()
     if not secret or not given:
         return False
-    skipped = hmac.compare_digest(sign_params(secret, params), given)
-    kept = hmac.compare_digest(sign_params(secret, params, keep_empty=True), given)
+    skipped = constant_time_equals(sign_params(secret, params), given)
+    kept = constant_time_equals(sign_params(secret, params, keep_empty=True), given)
     return skipped or kept
 
 
@@ -292,7 +293,7 @@ class VNPayGateway(Gateway):
         if not isinstance(data, dict):
             raise GatewayError(f"VNPay answered HTTP {response.status_code} without JSON")
         given = str(data.get("vnp_SecureHash") or "").lower()
-        if not given or not hmac.compare_digest(pipe_checksum(self._secret(ctx), data, response_fields), given):
+        if not given or not constant_time_equals(pipe_checksum(self._secret(ctx), data, response_fields), given):
             raise GatewayError(f"VNPay's answer ({data.get('vnp_ResponseCode')} {data.get('vnp_Message', '')}) "
                                "has no valid checksum: not trusted", raw=data)
         return data

@@ -19,6 +19,7 @@ from app.extensions import db
 from app.gateways import get_gateway
 from app.gateways.base import Ack, CallbackError, CallbackResult, GatewayError, Outcome, Reason
 from app.models import GatewayAccount, Merchant, Payment, PaymentAttempt, PaymentEvent
+from app.safe_text import storable, storable_text
 from app.serializers import attempt_failed_dict
 from app.services.errors import ValidationError
 from app.services.gateways import context_for, payment_info
@@ -52,11 +53,17 @@ def _record(attempt, code, kind, raw, *, verified, message, dedupe_key=None):
             kind="callback",
             gateway=code,
             verified=verified,
-            message=f"{kind}: {message}",
-            data=raw,
+            message=storable_text(f"{kind}: {message}"),
+            data=storable(raw),  # an adapter's own raw record too: always storable
             dedupe_key=dedupe_key,
         )
     )
+
+
+def record_unhandled(code, kind, req):
+    """Keep the raw callback whose handling failed unexpectedly (the caller rolled back). Commits."""
+    _record(None, code, kind, req.raw(), verified=False, message="internal error, not applied")
+    db.session.commit()
 
 
 def find_attempt(code, lookup):

@@ -63,8 +63,9 @@ def verify(body, header, secret, *, tolerance=TOLERANCE_SECONDS, now=None):
     if abs((time.time() if now is None else now) - timestamp) > tolerance:
         return False
     expected = sign(secret, timestamp, body)
-    # No early exit: every candidate is compared.
-    return sum(hmac.compare_digest(expected, c) for c in candidates) > 0
+    # No early exit: every candidate is compared, as bytes (compare_digest refuses non-ASCII str).
+    expected = expected.encode()
+    return sum(hmac.compare_digest(expected, c.encode("utf-8", "surrogatepass")) for c in candidates) > 0
 
 
 def construct_event(body, header, secret, *, tolerance=TOLERANCE_SECONDS):

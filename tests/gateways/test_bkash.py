@@ -13,6 +13,7 @@ from app.money import format_plain
 from app.sandbox import bkash as sim
 from app.services import reconciliation
 from app.services.callbacks import apply_result
+from tests.gateways import fixtures
 from tests.gateways._bd_helpers import (
     adapter_and_context,
     assert_applied_once,
@@ -37,7 +38,6 @@ from tests.gateways.helpers import (
     race,
     unmatched_callbacks,
 )
-from tests.gateways import fixtures
 from tests.helpers import csrf_token, reload
 
 

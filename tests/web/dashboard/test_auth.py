@@ -1,5 +1,7 @@
 """Sign-in, sign-out, change password, rate limits, cookies and headers."""
 
+import logging
+
 import pytest
 
 from app import create_app
@@ -106,3 +108,33 @@ def test_failed_sign_ins_are_limited_per_address(limited_client, factories):
         for _ in range(4):
             assert _login(limited_client, m.email, "guess").status_code == 401
     assert _login(limited_client, merchants[0].email.replace("shop", "x"), "guess").status_code == 429
+
+
+@pytest.fixture
+def client_with_redis_down(app, monkeypatch):
+    """A second app whose rate-limit storage is a Redis nobody answers on (port 1)."""
+    limited = create_app({"ENV_NAME": "testing", "SECRET_KEY": app.config["SECRET_KEY"],
+                          "DATABASE_URL": app.config["DATABASE_URL"], "REDIS_URL": app.config["REDIS_URL"],
+                          "RATELIMIT_ENABLED": True, "RATELIMIT_STORAGE_URI": "redis://127.0.0.1:1/0"},
+                         instance_path=app.instance_path)
+    limited.test_client_class = app.test_client_class
+    # Alembic's logging setup in the test session (fileConfig) disabled the loggers that existed then.
+    monkeypatch.setattr(logging.getLogger("flask-limiter"), "disabled", False)
+    try:
+        yield limited.test_client()
+    finally:
+        limiter.enabled = False  # the limiter is one global object: back to the test app's setting
+        limiter._storage_dead = False
+
+
+def test_sign_in_works_while_redis_is_down_and_failures_are_still_limited(client_with_redis_down, merchant,
+                                                                          caplog):
+    client = client_with_redis_down
+    assert _login(client, merchant.email, PASSWORD).status_code == 302
+    assert any(r.levelname == "WARNING" and "falling back to in-memory storage" in r.getMessage()
+               for r in caplog.records), [(r.name, r.levelname, r.getMessage()[:200]) for r in caplog.records]
+    client.post("/dashboard/logout", data={"csrf_token": token_of(client)})
+    # Counted in this process meanwhile: the sixth failure for the account is still refused.
+    for _ in range(5):
+        assert _login(client, merchant.email, "guess").status_code == 401
+    assert _login(client, merchant.email, PASSWORD).status_code == 429
