@@ -47,6 +47,7 @@ from app.sandbox._common import (
     save,
     send_later,
 )
+from app.security import constant_time_equals
 
 STATE = "sslcommerz"  # one store of transactions for every mount
 SANDBOX_CREDENTIALS = {"store_id": "paysm6560a1b2c3d4e", "store_passwd": "paysm6560a1b2c3d4e@ssl"}
@@ -84,7 +85,7 @@ def sign_fields(fields, password):
 def _authorized(values):
     store_id = values.get("store_id", "")
     password = STORES.get(store_id)
-    return password is not None and secrets.compare_digest(password, values.get("store_passwd", ""))
+    return password is not None and constant_time_equals(password, values.get("store_passwd", ""))
 
 
 def _money(value):

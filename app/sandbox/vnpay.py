@@ -41,6 +41,7 @@ from app.sandbox._common import (
     save,
     send_later,
 )
+from app.security import constant_time_equals
 
 CODE = "vnpay"
 SANDBOX_CREDENTIALS = {"tmn_code": "PSMITH01", "hash_secret": "PAYSMITHSANDBOXVNPAYHASHSECRET2026"}
@@ -90,7 +91,7 @@ def _query_string(params, keep_empty=False):
 def signed_either_way(params):
     """True if vnp_SecureHash signs the params with empty values skipped or with them kept."""
     given = str(params.get("vnp_SecureHash", "")).lower()
-    results = [hmac.compare_digest(_hmac(_query_string(params, keep)), given) for keep in (False, True)]
+    results = [constant_time_equals(_hmac(_query_string(params, keep)), given) for keep in (False, True)]
     return any(results)
 
 
@@ -222,7 +223,7 @@ def api():
         return _answer(command, body, "02" if command == "querydr" else "99", "Merchant is not valid")
     if any(not body.get(f) for f in API_FIELDS[command] if f != "vnp_TransactionNo"):
         return _answer(command, body, "03", "Invalid data format")
-    if not hmac.compare_digest(_pipe(body, API_FIELDS[command]), str(body.get("vnp_SecureHash", "")).lower()):
+    if not constant_time_equals(_pipe(body, API_FIELDS[command]), str(body.get("vnp_SecureHash", "")).lower()):
         return _answer(command, body, "97", "Invalid Checksum")
     redis_key = f"request:{body['vnp_TmnCode']}:{body['vnp_RequestId']}"
     if load(CODE, "request", redis_key):
