@@ -4,11 +4,22 @@ the checkout, reads why in plain words, and pays another way, all on one payment
 from app.extensions import db
 from tests.helpers import reload
 
-CARD_FIELDS = {"card_number": "#card_number", "exp": "#exp", "cvc": "#cvc", "name": "#name"}
-
 
 def choose(page, payment, method):
     page.goto(f"/pay/{payment.checkout_token}")
+    page.check(f"input[name=method][value={method}]")
+    page.click("button.primary")
+
+
+def press_at_gateway(page, payment, outcome):
+    """On the gateway's sandbox page, press `outcome`; wait until the shopper is back on our result page."""
+    page.wait_for_selector(f"button[name=outcome][value={outcome}]")
+    page.click(f"button[name=outcome][value={outcome}]")
+    page.wait_for_url(f"**/pay/{payment.checkout_token}/result")
+
+
+def choose_again_from_result(page, method):
+    page.click("text=Choose another way to pay")
     page.check(f"input[name=method][value={method}]")
     page.click("button.primary")
 
@@ -56,9 +67,7 @@ def test_three_wrong_codes_then_another_method(page, factories, run_jobs):
         page.click("button[type=submit]")
     back_on_checkout(page, payment, "The one-time code was wrong.", "attempts-wrong-codes")
     choose(page, payment, "vnpay")
-    page.wait_for_selector("button[name=outcome][value=success]")
-    page.click("button[name=outcome][value=success]")
-    page.wait_for_url(f"**/pay/{payment.checkout_token}/result")
+    press_at_gateway(page, payment, "success")
     run_jobs()  # VNPay's IPN
     page.reload()
     page.wait_for_selector("text=Payment successful")
@@ -72,17 +81,13 @@ def test_a_midtrans_challenge_then_the_card_after_midtrans_cancels_it(page, fact
     db.session.rollback()
     page.goto(f"/pay/{payment.checkout_token}?lang=en")
     choose(page, payment, "midtrans")
-    page.wait_for_selector("button[name=outcome][value=challenge]")
-    page.click("button[name=outcome][value=challenge]")
-    page.wait_for_url(f"**/pay/{payment.checkout_token}/result")
+    press_at_gateway(page, payment, "challenge")
     run_jobs()  # Midtrans' notification: the card payment is held for fraud review
     payment = reload(payment)
     assert payment.needs_review and payment.attempts[0].status == "processing"
     page.reload()
     page.shot("attempts-midtrans-challenge-waiting")
-    page.click("text=Choose another way to pay")
-    page.check("input[name=method][value=testcard]")
-    page.click("button.primary")
+    choose_again_from_result(page, "testcard")
     # Midtrans can cancel the held payment, so it is cancelled there first and the card may be used.
     fill_card(page, "4242 4242 4242 4242")
     page.wait_for_selector("text=Payment successful")
@@ -99,13 +104,9 @@ def test_a_try_still_being_confirmed_blocks_another_with_an_explanation(page, fa
     db.session.rollback()
     page.goto(f"/pay/{payment.checkout_token}?lang=en")
     choose(page, payment, "stripe")
-    page.wait_for_selector("button[name=outcome][value=delayed]")
-    page.click("button[name=outcome][value=delayed]")
-    page.wait_for_url(f"**/pay/{payment.checkout_token}/result")
+    press_at_gateway(page, payment, "delayed")
     run_jobs()  # checkout.session.completed, unpaid: waiting for the bank
-    page.click("text=Choose another way to pay")
-    page.check("input[name=method][value=testcard]")
-    page.click("button.primary")
+    choose_again_from_result(page, "testcard")
     page.wait_for_selector("[role=alert]")
     assert "still being confirmed" in page.inner_text("[role=alert]")
     page.shot("attempts-still-confirming")
@@ -118,17 +119,14 @@ def test_a_vnpay_cancel_then_a_vnpay_success(page, factories, run_jobs):
     db.session.rollback()
     page.goto(f"/pay/{payment.checkout_token}?lang=vi")
     choose(page, payment, "vnpay")
-    page.wait_for_selector("button[name=outcome][value=cancel]")
-    page.click("button[name=outcome][value=cancel]")
-    page.wait_for_url(f"**/pay/{payment.checkout_token}/result")
+    press_at_gateway(page, payment, "cancel")
     run_jobs()  # VNPay's IPN says 24: cancelled by the shopper
     page.reload()  # the result page sends the shopper back to choose again, in Vietnamese
     back_on_checkout(page, payment, "Thanh toán đã bị hủy", "attempts-vnpay-cancel-vi")
     choose(page, payment, "vnpay")
-    page.wait_for_selector("button[name=outcome][value=success]")
-    page.click("button[name=outcome][value=success]")
+    press_at_gateway(page, payment, "success")
     run_jobs()
-    page.goto(f"/pay/{payment.checkout_token}/result")
+    page.reload()
     page.shot("attempts-vnpay-success-vi")
     assert [(a.gateway, a.status) for a in reload(payment).attempts] == [("vnpay", "cancelled"),
                                                                           ("vnpay", "succeeded")]
