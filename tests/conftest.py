@@ -13,6 +13,7 @@ import shutil
 import tempfile
 import threading
 import time
+from urllib.parse import urlsplit
 
 import pytest
 import requests
@@ -68,14 +69,48 @@ def _reset_database(app):
         upgrade()
 
 
+def _xdist_worker():
+    """0, 1, … under pytest-xdist (`./dev test` runs two workers), None in a plain pytest run."""
+    name = os.environ.get("PYTEST_XDIST_WORKER", "")
+    return int(name[2:]) if name.startswith("gw") else None
+
+
+def _worker_database(url):
+    """Each xdist worker gets a PostgreSQL database of its own (`<name>_gw<n>`, created when missing)."""
+    worker = _xdist_worker()
+    if not url or worker is None:
+        return url
+    from sqlalchemy import create_engine
+    from sqlalchemy.engine import make_url
+
+    base = make_url(url)
+    name = f"{base.database}_gw{worker}"
+    engine = create_engine(base, isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        if conn.execute(text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": name}).first() is None:
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+    engine.dispose()
+    return base.set(database=name).render_as_string(hide_password=False)
+
+
+def _worker_redis(url):
+    """Each xdist worker uses the next Redis database number after TEST_REDIS_URL's."""
+    worker = _xdist_worker()
+    if not url or worker is None:
+        return url
+    parts = urlsplit(url)
+    return parts._replace(path=f"/{int(parts.path.strip('/') or 0) + worker}").geturl()
+
+
 @pytest.fixture(scope="session")
 def app():
     instance = tempfile.mkdtemp(prefix="paysmith-test-")
     overrides = {
         "ENV_NAME": "testing",
         "SECRET_KEY": "test-secret-key-that-is-long-enough-0123456789",
-        "DATABASE_URL": os.environ.get("TEST_DATABASE_URL") or f"sqlite:///{instance}/test.db",
-        "REDIS_URL": os.environ.get("TEST_REDIS_URL") or None,
+        "DATABASE_URL": _worker_database(os.environ.get("TEST_DATABASE_URL"))
+        or f"sqlite:///{instance}/test.db",
+        "REDIS_URL": _worker_redis(os.environ.get("TEST_REDIS_URL")) or None,
         "SANDBOX": True,
     }
     SQLITE_DEFERRED_THREADS.add(threading.get_ident())
