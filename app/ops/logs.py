@@ -100,9 +100,25 @@ class ContextFilter(logging.Filter):
         return True
 
 
+class _Stderr(logging.StreamHandler):
+    """Writes to whatever sys.stderr is when a line is logged (pytest swaps it; a stream bound at creation
+    may be closed by the time an exit hook logs), like logging's own last-resort handler."""
+
+    def __init__(self):
+        super().__init__(sys.stderr)
+
+    @property
+    def stream(self):
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value):
+        pass
+
+
 def json_handler(stream=None, *, handler=None):
-    """A logging handler writing redacted JSON lines (to `stream`, stderr by default)."""
-    handler = handler or logging.StreamHandler(stream or sys.stderr)
+    """A logging handler writing redacted JSON lines (to `stream`, else to stderr)."""
+    handler = handler or (logging.StreamHandler(stream) if stream is not None else _Stderr())
     handler.setFormatter(Formatter())
     handler.addFilter(ContextFilter())
     return handler
