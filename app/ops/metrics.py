@@ -38,6 +38,7 @@ def _process_identifier():
 
 
 if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    os.makedirs(os.environ["PROMETHEUS_MULTIPROC_DIR"], exist_ok=True)  # a missing one would fail every request
     # Chosen before any series below exists (prometheus_client reads the value class when a series is made).
     values.ValueClass = values.MultiProcessValue(process_identifier=_process_identifier)
 
