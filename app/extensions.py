@@ -17,7 +17,6 @@ from flask_login import LoginManager
 from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
 from flask_wtf import CSRFProtect
-from rq import Queue
 from sqlalchemy import MetaData, event
 from sqlalchemy.engine import Engine
 
@@ -116,5 +115,7 @@ def get_redis(app=None):
 
 
 def get_queue(name="default", app=None):
-    """An RQ queue on the app's Redis."""
-    return Queue(name, connection=get_redis(app))
+    """An RQ queue on the app's Redis (its jobs carry the current request id: app.ops.jobs)."""
+    from app.ops.jobs import RequestQueue
+
+    return RequestQueue(name, connection=get_redis(app))

@@ -31,6 +31,7 @@ from sqlalchemy.sql import ClauseElement
 
 from app.extensions import db
 from app.models import Payment, PaymentEvent, utcnow
+from app.ops import metrics
 
 
 class Status(StrEnum):
@@ -130,6 +131,7 @@ def transition(payment, to, *, reason, source, data=None, late_success=False, ch
         if result.rowcount != 1:
             db.session.refresh(payment)  # someone else moved it: re-read and re-decide
             continue
+        metrics.payment_transition(current, to)  # counted when (and only if) this transaction commits
         if any(isinstance(v, ClauseElement) for v in values.values()):
             db.session.refresh(payment)
         else:  # we know every value we wrote: no need to read the row back
@@ -187,6 +189,7 @@ def transition_attempt(attempt, to, *, reason, source, data=None, changes=None):
         if result.rowcount != 1:
             db.session.refresh(attempt)
             continue
+        metrics.attempt_transition(attempt.gateway, current, to)  # counted on commit only
         for key, value in values.items():
             set_committed_value(attempt, key, value)
         late = " (confirmed after it had " + current.value + ")" if to == A.SUCCEEDED and current in ATTEMPT_ENDED else ""
@@ -292,6 +295,8 @@ def transition_many(candidates, to, *, reason, source, changes=None):
     if not moved:
         return []
     before = {pid: s for pid, s, _ in allowed}
+    for pid in moved:
+        metrics.payment_transition(before[pid], to)  # counted on commit only
     db.session.execute(insert(PaymentEvent), [
         {"payment_id": pid, "kind": "status_change", "from_status": before[pid].value, "to_status": to.value,
          "message": f"{reason} [{source}]", "created_at": now} for pid in moved

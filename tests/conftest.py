@@ -18,14 +18,18 @@ from urllib.parse import urlsplit
 import pytest
 import requests
 from flask.testing import FlaskClient
-from rq import SimpleWorker
 from sqlalchemy import text
 from werkzeug.serving import make_server
 
 from app import create_app
 from app.extensions import SQLITE_DEFERRED_THREADS, db, get_queue, get_redis
 from app.jobs import QUEUES
+from app.ops.jobs import SimpleWorker
+from tests import log_secrets
 from tests.factories import Factories
+
+# The session's log lines are kept and searched for secrets at the end (tests/log_secrets.py).
+pytest_configure, pytest_sessionfinish = log_secrets.pytest_configure, log_secrets.pytest_sessionfinish
 
 
 class RollbackClient(FlaskClient):
@@ -113,6 +117,7 @@ def app():
         "REDIS_URL": _worker_redis(os.environ.get("TEST_REDIS_URL")) or None,
         "SANDBOX": True,
     }
+    log_secrets.remember(overrides["SECRET_KEY"])
     SQLITE_DEFERRED_THREADS.add(threading.get_ident())
     app = create_app(overrides, instance_path=instance)
     app.test_client_class = RollbackClient

@@ -12,6 +12,7 @@ from app.callbacks import bp
 from app.extensions import db
 from app.gateways import get_gateway
 from app.gateways.base import Ack, CallbackRequest
+from app.ops import logs, metrics
 from app.services.callbacks import handle_callback, record_unhandled
 
 log = logging.getLogger(__name__)
@@ -50,6 +51,7 @@ def receive(code, kind):
         handled = handle_callback(code, kind, req)
     except Exception:
         log.exception("callback %s/%s failed", code, kind)
+        metrics.callback(code, Ack.ERROR)
         db.session.rollback()
         if req is not None:
             try:  # the raw callback is kept even now, for whoever looks into it
@@ -62,6 +64,8 @@ def receive(code, kind):
                                    message="We could not process the gateway's answer. Your payment status will "
                                            "update shortly."), 500
         return _answer(gateway, kind, Ack.ERROR)
+    metrics.callback(code, handled.ack, handled.applied)
+    logs.note(payment=handled.payment, gateway=code, ack=str(handled.ack))
     if kind in gateway.browser_kinds:
         if handled.payment is None:
             abort(404, "We could not find this payment.")

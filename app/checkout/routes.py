@@ -10,6 +10,7 @@ from app.gateways import get_gateway
 from app.gateways.base import FormPost
 from app.i18n import current_language
 from app.models import utcnow
+from app.ops import logs
 from app.services import payments
 from app.services.errors import ServiceError
 from app.services.gateways import enabled_accounts
@@ -20,6 +21,7 @@ def _load(token):
     payment = payments.by_checkout_token(token)
     if payment is None:
         abort(404, "We could not find this payment. Check the link you were given, or ask the shop for a new one.")
+    logs.note(payment=payment)
     return payment
 
 

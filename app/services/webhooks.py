@@ -39,6 +39,7 @@ from sqlalchemy.orm import Session
 from app import webhooks as merchant_side
 from app.extensions import db, get_redis
 from app.models import Merchant, OutboxEvent, Payment, PaymentEvent, WebhookAttempt, utcnow
+from app.ops import metrics
 from app.services.errors import ValidationError
 
 log = logging.getLogger(__name__)
@@ -354,6 +355,7 @@ def deliver_event(event_id, *, lane="fast"):
     except urllib3.exceptions.HTTPError as exc:
         error = f"connection failed: {type(exc).__name__}"
     latency_ms = int((time.monotonic() - started) * 1000)
+    metrics.webhook_delivery("delivered" if error is None else "failed", time.monotonic() - started)
     slow = error is not None or latency_ms > config["WEBHOOK_SLOW_SECONDS"] * 1000
     if slow or lane != "fast":  # in the fast lane the endpoint was not flagged: nothing to clear
         _flag_endpoint(merchant.id, slow)
