@@ -11,6 +11,7 @@ import json
 import logging
 import os
 import re
+import shutil
 import tempfile
 
 from app import security
@@ -20,7 +21,7 @@ from app.ops.logs import SECRET_FIELD, json_handler
 TYPED = ["4444 4444 4444 4444", "4444444444444444", "4242 4242 4242 4242", "4242424242424242", "123456",
          "correct-horse-battery", "demo-password"]
 SECRETS = set(TYPED)
-_state = {"path": None, "handler": None}
+_state = {"folder": None, "handler": None}
 
 
 def remember(value):
@@ -81,34 +82,55 @@ def leaks(text, secrets):
     return found
 
 
+def _worker(config):
+    """The xdist worker's name ("gw0", …), or None for the process that reports (a plain run, or xdist's
+    controller, which runs no test itself)."""
+    return getattr(config, "workerinput", {}).get("workerid")
+
+
 def pytest_configure(config):
-    fd, path = tempfile.mkstemp(prefix="paysmith-test-logs-", suffix=".jsonl")
-    os.close(fd)
+    # One folder for the run, made by the reporting process before xdist starts its workers (they inherit
+    # the environment); each process logs to a file of its own there.
+    folder = os.environ.get("PAYSMITH_TEST_LOG_DIR")
+    if not folder:
+        folder = os.environ["PAYSMITH_TEST_LOG_DIR"] = tempfile.mkdtemp(prefix="paysmith-test-logs-")
+    path = os.path.join(folder, f"{_worker(config) or 'main'}.jsonl")
     handler = json_handler(handler=logging.FileHandler(path, encoding="utf-8"))
     handler.setLevel(logging.DEBUG)
     logging.getLogger().addHandler(handler)
-    _state.update(path=path, handler=handler)
+    _state.update(folder=folder, handler=handler)
     _record_generated_secrets()
     _sandbox_credentials()
 
 
 def pytest_sessionfinish(session, exitstatus):
-    path, handler = _state["path"], _state["handler"]
-    if path is None or session.testscollected == 0:
+    folder, handler = _state.get("folder"), _state["handler"]
+    if folder is None:
         return
     handler.flush()
-    with open(path, encoding="utf-8") as f:
-        text = f.read()
+    worker = _worker(session.config)
+    if worker:  # a worker hands its secrets over; the reporting process checks every file at the end
+        with open(os.path.join(folder, f"{worker}.secrets.json"), "w", encoding="utf-8") as f:
+            json.dump(sorted(SECRETS), f)
+        return
+    if session.testscollected == 0:
+        return
+    secrets, text = set(SECRETS), ""
+    for name in sorted(os.listdir(folder)):
+        with open(os.path.join(folder, name), encoding="utf-8") as f:
+            if name.endswith(".secrets.json"):
+                secrets.update(json.load(f))
+            else:
+                text += f.read()
     lines = [line for line in text.splitlines() if line.strip()]
     problems = []
     if not lines:
-        problems.append(f"no log line was captured in {path}: the secrets check would prove nothing")
+        problems.append(f"no log line was captured in {folder}: the secrets check would prove nothing")
     elif not all(isinstance(json.loads(line), dict) for line in lines[:50]):
         problems.append("log lines are not JSON objects")
-    if not SECRETS:
+    if not secrets:
         problems.append("no secret was collected: the secrets check would prove nothing")
-    found = leaks(text, SECRETS)
-    for secret, line in found:
+    for secret, line in leaks(text, secrets):
         problems.append(f"a secret ({secret[:3]}…, {len(secret)} characters) is in a log line: {line[:300]}")
     reporter = session.config.pluginmanager.get_plugin("terminalreporter")
     if reporter:
@@ -119,5 +141,5 @@ def pytest_sessionfinish(session, exitstatus):
         session.exitstatus = 1
     else:
         if reporter:
-            reporter.write_line(f"log secrets check: {len(lines)} log lines, {len(SECRETS)} secrets, none found")
-        os.unlink(path)
+            reporter.write_line(f"log secrets check: {len(lines)} log lines, {len(secrets)} secrets, none found")
+        shutil.rmtree(folder, ignore_errors=True)
