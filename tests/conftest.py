@@ -21,7 +21,7 @@ from rq import SimpleWorker
 from sqlalchemy import text
 from werkzeug.serving import make_server
 
-from app import create_app
+from app import create_app, embedded_redis
 from app.extensions import SQLITE_DEFERRED_THREADS, db, get_queue, get_redis
 from app.jobs import QUEUES
 from tests.factories import Factories
@@ -90,6 +90,7 @@ def app():
     server.shutdown()
     with app.app_context():
         db.engine.dispose()
+    embedded_redis.leave(instance)  # stops the embedded Redis, if the suite used one
     shutil.rmtree(instance, ignore_errors=True)
 
 
