@@ -29,6 +29,7 @@ import contextlib
 import fcntl
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -97,6 +98,9 @@ def leave(instance_path):
     joined = _JOINED.pop(instance, None)
     if joined is None:
         return
+    # Runs at exit, often while a second signal arrives (Ctrl-C reaches gunicorn's workers and their master
+    # tells them to quit): its handler's sys.exit() must not cut this short.
+    masked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM, signal.SIGQUIT})
     # A second open of the same file (even if its folder is gone): our own shared lock goes with the close,
     # while a forked child that inherited it (RQ's scheduler) still holds it, as it should.
     probe = os.open(f"/proc/self/fd/{joined['users']}", os.O_RDONLY)
@@ -109,6 +113,7 @@ def leave(instance_path):
     finally:
         os.close(probe)
         joined["control"].close()
+        signal.pthread_sigmask(signal.SIG_SETMASK, masked)
 
 
 def stop(instance_path):
