@@ -82,7 +82,7 @@ def join(instance_path):
                 control = _probe(path, single_connection_client=True)
                 control.ping()  # connected now: it can still stop the server should the folder be deleted
                 _JOINED[instance] = {"users": users, "control": control}
-                atexit.register(leave, instance)
+                atexit.register(leave, instance, at_exit=True)
         except BaseException:
             if joined is None:
                 os.close(users)
@@ -92,7 +92,7 @@ def join(instance_path):
     return redis.Redis(unix_socket_path=path), path
 
 
-def leave(instance_path):
+def leave(instance_path, *, at_exit=False):
     """Stop being a user of the instance folder's server; stop the server if this process was the last."""
     instance = os.path.abspath(instance_path)
     joined = _JOINED.pop(instance, None)
@@ -113,7 +113,8 @@ def leave(instance_path):
     finally:
         os.close(probe)
         joined["control"].close()
-        signal.pthread_sigmask(signal.SIG_SETMASK, masked)
+        if not at_exit:  # at exit they stay blocked: the process is ending anyway
+            signal.pthread_sigmask(signal.SIG_SETMASK, masked)
 
 
 def stop(instance_path):
