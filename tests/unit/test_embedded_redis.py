@@ -141,14 +141,11 @@ def test_a_server_whose_folder_was_deleted_is_stopped_at_the_next_start(folder, 
 
 
 def test_the_stop_command_stops_only_a_server_nobody_uses(folder):
-    def stop_command():
-        return subprocess.run([sys.executable, "-m", "app.embedded_redis", "stop", folder], cwd=ROOT,
-                              capture_output=True, text=True, timeout=60)
-
     member = Member(folder)
-    assert stop_command().returncode == 0 and servers_in(folder) == [member.server_pid]  # in use: kept
+    assert embedded_redis.stop(folder) == 0 and servers_in(folder) == [member.server_pid]  # in use: kept
     member.leave("kill")
-    done = stop_command()
+    done = subprocess.run([sys.executable, "-m", "app.embedded_redis", "stop", folder], cwd=ROOT,
+                          capture_output=True, text=True, timeout=60)
     assert done.returncode == 0 and "Stopped the embedded Redis" in done.stdout
     assert servers_in(folder) == []
 
