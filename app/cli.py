@@ -45,18 +45,15 @@ def seed_demo_command():
     """Create the demo merchant (idempotent) with a few payments in several states; print how to sign in."""
     from app.services.demo import seed_demo
 
-    merchant, key, payments = seed_demo(DEMO_EMAIL, DEMO_PASSWORD)
+    merchant, key, orders = seed_demo(DEMO_EMAIL, DEMO_PASSWORD)
     base = current_app.config["PUBLIC_BASE_URL"]
     click.echo(f"Demo merchant: {merchant.name}")
     click.echo(f"  Dashboard:  {base}/dashboard/login")
     click.echo(f"  Sign in:    {DEMO_EMAIL} / {DEMO_PASSWORD}")
     if key:
         click.echo(f"  API key:    {key}")
-    shown = set()
-    for payment in payments:  # one open order per currency: each currency offers its own gateways
-        if payment.status == "pending" and payment.currency not in shown:
-            shown.add(payment.currency)
-            click.echo(f"  Pay a demo order ({payment.currency}): {base}/pay/{payment.checkout_token}")
+    for currency, payment in orders.items():  # one open order per currency: each offers its own gateways
+        click.echo(f"  Pay a demo order ({currency}): {base}/pay/{payment.checkout_token}")
 
 
 def register(app):

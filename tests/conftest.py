@@ -21,7 +21,7 @@ from flask.testing import FlaskClient
 from sqlalchemy import text
 from werkzeug.serving import make_server
 
-from app import create_app
+from app import create_app, embedded_redis
 from app.extensions import SQLITE_DEFERRED_THREADS, db, get_queue, get_redis
 from app.jobs import QUEUES
 from app.ops.jobs import SimpleWorker
@@ -130,6 +130,7 @@ def app():
     server.shutdown()
     with app.app_context():
         db.engine.dispose()
+    embedded_redis.leave(instance)  # stops the embedded Redis, if the suite used one
     shutil.rmtree(instance, ignore_errors=True)
 
 

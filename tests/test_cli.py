@@ -1,13 +1,19 @@
 """The command line: `merchants create` and `seed-demo`."""
 
 import json
+import re
+from datetime import timedelta
 
 from sqlalchemy import func, select
 
 from app.cli import DEMO_EMAIL
 from app.extensions import db
+from app.gateways.base import CallbackResult, Outcome
 from app.models import ApiKey, Merchant, Payment
+from app.models.base import utcnow
+from app.services.callbacks import apply_result
 from app.services.demo import DEMO_ORDERS
+from app.state_machine import open_attempt
 
 
 def test_merchants_create_prints_one_json_line_and_the_key_works(app, http):
@@ -76,3 +82,35 @@ def test_seed_demo_is_idempotent_and_its_checkout_link_works(app, http):
     assert page.status_code == 200
     assert "Demo Shop" in page.text and "Welcome discount" in page.text
     assert http.get("/dashboard/login").status_code == 200
+
+
+def _demo_links(runner):
+    seeded = runner.invoke(args=["seed-demo"])
+    assert seeded.exit_code == 0, seeded.output
+    return dict(re.findall(r"Pay a demo order \((\w{3})\): (\S+)", seeded.output))
+
+
+def test_demo_links_stay_valid_across_seeds_and_are_replaced_once_used(app, http):
+    runner = app.test_cli_runner()
+    first = _demo_links(runner)
+    assert sorted(first) == ["BDT", "IDR", "NPR", "USD", "VND"]  # one open order per currency
+    assert _demo_links(runner) == first  # a restart prints the same links
+
+    db.session.rollback()
+    by_currency = {p.currency: p for p in db.session.scalars(select(Payment).where(Payment.status == "pending"))}
+    paid, tried, expiring = by_currency["VND"], by_currency["USD"], by_currency["IDR"]
+    attempt = open_attempt(paid, "testcard")
+    apply_result(paid, attempt, CallbackResult(Outcome.SUCCEEDED, amount=paid.amount, currency="VND"), source="test")
+    open_attempt(tried, "testcard")  # a shopper chose a method and left: not a fresh link any more
+    expiring.expires_at = utcnow() + timedelta(hours=1)
+    db.session.commit()
+
+    second = _demo_links(runner)
+    assert {c for c in first if first[c] != second[c]} == {"VND", "USD", "IDR"}
+    for currency, link in second.items():
+        page = http.get(link)
+        assert page.status_code == 200 and "Welcome discount" in page.text, currency
+    db.session.rollback()
+    references = set(db.session.scalars(select(Payment.reference).where(Payment.currency.in_(["VND", "USD"]))))
+    assert {"DEMO-1001", "DEMO-1001-2", "DEMO-1006", "DEMO-1006-2"} <= references
+    assert _demo_links(runner) == second

@@ -1,10 +1,18 @@
-"""The demo merchant for the README's run command: sandbox gateways and payments in several states."""
+"""The demo merchant for the README's run command: sandbox gateways and payments in several states.
+
+The links `./dev run` prints stay valid across restarts: each currency has one open demo order, kept as long
+as nobody has used it (no attempt yet, still pending, more than a day left), else replaced by a new one
+(`DEMO-1001-2`, `DEMO-1001-3`, …) at the next seed.
+"""
+
+from datetime import timedelta
 
 from sqlalchemy import select
 
 from app.extensions import db
 from app.gateways.base import CallbackResult, Outcome
 from app.models import Merchant, Payment
+from app.models.base import utcnow
 from app.services.callbacks import apply_result
 from app.services.gateways import add_sandbox_accounts
 from app.services.merchants import create_merchant
@@ -25,27 +33,20 @@ DEMO_ORDERS = [
     ("DEMO-1009", 185_000, "BDT", None),
 ]
 
+DEMO_EXPIRES_IN = 7 * 24 * 3600
+#: A demo order with less time left than this is replaced at the next seed.
+DEMO_MIN_TIME_LEFT = timedelta(days=1)
+
 
 def seed_demo(email, password):
-    """Create the demo merchant once; return (merchant, api_key or None if it existed, its payments)."""
+    """Create the demo merchant once and keep one open order per currency; return (merchant, api_key or None
+    if it existed, {currency: open demo payment})."""
     merchant = db.session.scalar(select(Merchant).where(Merchant.email == email))
     key = None
     if merchant is None:
         merchant, key = create_merchant("Demo Shop", email, password)
         for reference, amount, currency, final in DEMO_ORDERS:
-            discount, shipping = amount // 10, amount // 20
-            items = [
-                {"name": "Batik shirt", "quantity": 1, "unit_amount": amount + discount - shipping, "type": "item"},
-                {"name": "Welcome discount", "quantity": 1, "unit_amount": -discount, "type": "discount"},
-                {"name": "Shipping", "quantity": 1, "unit_amount": shipping, "type": "shipping"},
-            ]
-            payment = create_payment(merchant, {
-                "amount": amount, "currency": currency, "reference": reference,
-                "description": f"Order {reference}", "items": items,
-                "customer": {"name": "Demo Shopper", "email": "shopper@example.com", "phone": "+8801700000000"},
-                "return_url": "https://shop.example/orders/return", "cancel_url": "https://shop.example/cart",
-                "expires_in": 7 * 24 * 3600,
-            })
+            payment = _create_order(merchant, reference, amount, currency)
             if final == Status.SUCCEEDED:  # paid through an attempt at the test acquirer, as a shopper would
                 attempt = open_attempt(payment, "testcard")
                 apply_result(payment, attempt, CallbackResult(
@@ -58,5 +59,43 @@ def seed_demo(email, password):
     else:
         add_sandbox_accounts(merchant)  # gateways added since the demo was first seeded
         db.session.commit()
-    payments = list(db.session.scalars(select(Payment).where(Payment.merchant_id == merchant.id).order_by(Payment.id)))
-    return merchant, key, payments
+    return merchant, key, open_orders(merchant)
+
+
+def open_orders(merchant):
+    """{currency: payment}: each open demo order that is still unused, or a new one in its place."""
+    orders = {}
+    for reference, amount, currency, final in DEMO_ORDERS:
+        if final is not None or currency in orders:
+            continue
+        series = list(db.session.scalars(
+            select(Payment).where(Payment.merchant_id == merchant.id, Payment.currency == currency,
+                                  (Payment.reference == reference) | Payment.reference.like(f"{reference}-%"))
+            .order_by(Payment.id.desc())))
+        if series and _unused(series[0]):
+            orders[currency] = series[0]
+        else:  # paid, expired, cancelled, tried or about to expire: a new order keeps the printed link working
+            name = f"{reference}-{len(series) + 1}" if series else reference
+            orders[currency] = _create_order(merchant, name, amount, currency)
+    return orders
+
+
+def _unused(payment):
+    return (payment.status == Status.PENDING and not payment.attempt_count
+            and payment.expires_at > utcnow() + DEMO_MIN_TIME_LEFT)
+
+
+def _create_order(merchant, reference, amount, currency):
+    discount, shipping = amount // 10, amount // 20
+    items = [
+        {"name": "Batik shirt", "quantity": 1, "unit_amount": amount + discount - shipping, "type": "item"},
+        {"name": "Welcome discount", "quantity": 1, "unit_amount": -discount, "type": "discount"},
+        {"name": "Shipping", "quantity": 1, "unit_amount": shipping, "type": "shipping"},
+    ]
+    return create_payment(merchant, {
+        "amount": amount, "currency": currency, "reference": reference,
+        "description": f"Order {reference}", "items": items,
+        "customer": {"name": "Demo Shopper", "email": "shopper@example.com", "phone": "+8801700000000"},
+        "return_url": "https://shop.example/orders/return", "cancel_url": "https://shop.example/cart",
+        "expires_in": DEMO_EXPIRES_IN,
+    })
