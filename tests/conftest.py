@@ -6,6 +6,7 @@ SQLite notes: the app runs every SQLite transaction as BEGIN IMMEDIATE (it takes
 the test thread, whose transactions are DEFERRED so it never blocks the live server while it waits on an
 HTTP answer. A deferred SQLite transaction reads one snapshot, so call `reload(obj)` (or
 `db.session.rollback()`) before asserting on what the server changed; `client` and `http` do it for you.
+Both also hold every /api/v1/ answer to the OpenAPI document (tests/openapi_contract.py).
 """
 
 import os
@@ -24,6 +25,7 @@ from werkzeug.serving import make_server
 from app import create_app
 from app.extensions import SQLITE_DEFERRED_THREADS, db, get_queue, get_redis
 from app.jobs import QUEUES
+from tests import openapi_contract
 from tests.factories import Factories
 
 
@@ -37,7 +39,9 @@ class RollbackClient(FlaskClient):
 
     def open(self, *args, **kwargs):
         db.session.rollback()
-        return super().open(*args, **kwargs)
+        response = super().open(*args, **kwargs)
+        openapi_contract.check_werkzeug(response)
+        return response
 
 
 class Http(requests.Session):
@@ -54,7 +58,9 @@ class Http(requests.Session):
         if url.startswith("/"):
             url = self.base_url + url
         kwargs.setdefault("timeout", 30)
-        return super().request(method, url, *args, **kwargs)
+        response = super().request(method, url, *args, **kwargs)
+        openapi_contract.check_requests(response)
+        return response
 
 
 def _reset_database(app):
@@ -109,6 +115,8 @@ def _context(app):
                 conn.execute(text(f"DELETE FROM {name}"))
     get_redis().flushdb()
     ctx.pop()
+    stray, openapi_contract.stray_mismatches[:] = list(openapi_contract.stray_mismatches), []
+    assert not stray, "API answers on other threads did not match app/api/openapi.yaml:\n" + "\n".join(stray)
 
 
 @pytest.fixture
