@@ -71,11 +71,12 @@ def register_blueprints(app):
     from app.callbacks import bp as callbacks_bp
     from app.checkout import bp as checkout_bp
     from app.dashboard import bp as dashboard_bp
+    from app.docs import bp as docs_bp
     from app.extensions import csrf
 
     csrf.exempt(api_bp)
     csrf.exempt(callbacks_bp)
-    for bp in (checkout_bp, dashboard_bp, callbacks_bp, api_bp):
+    for bp in (checkout_bp, dashboard_bp, callbacks_bp, api_bp, docs_bp):
         app.register_blueprint(bp)
     if app.config["SANDBOX"]:
         from app.sandbox import register_sandbox
