@@ -26,6 +26,15 @@ DEMO_ORDERS = [
 ]
 
 
+def pay_with_test_card(payment, *, source):
+    """Pay `payment` through an attempt at the test acquirer, as a shopper would (demo and fuzz data). Commits."""
+    attempt = open_attempt(payment, "testcard")
+    apply_result(payment, attempt, CallbackResult(
+        Outcome.SUCCEEDED, amount=payment.amount, currency=payment.currency, card_summary="Visa •••• 4242",
+        message="Demo data"), source=source)
+    db.session.commit()
+
+
 def seed_demo(email, password):
     """Create the demo merchant once; return (merchant, api_key or None if it existed, its payments)."""
     merchant = db.session.scalar(select(Merchant).where(Merchant.email == email))
@@ -46,12 +55,8 @@ def seed_demo(email, password):
                 "return_url": "https://shop.example/orders/return", "cancel_url": "https://shop.example/cart",
                 "expires_in": 7 * 24 * 3600,
             })
-            if final == Status.SUCCEEDED:  # paid through an attempt at the test acquirer, as a shopper would
-                attempt = open_attempt(payment, "testcard")
-                apply_result(payment, attempt, CallbackResult(
-                    Outcome.SUCCEEDED, amount=amount, currency=currency, card_summary="Visa •••• 4242",
-                    message="Demo data"), source="seed-demo")
-                db.session.commit()
+            if final == Status.SUCCEEDED:
+                pay_with_test_card(payment, source="seed-demo")
             elif final is not None:
                 transition(payment, final, reason="Demo data", source="seed-demo")
                 db.session.commit()
