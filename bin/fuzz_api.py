@@ -4,7 +4,7 @@ Starts the app on a free loopback port with a fresh temporary SQLite database an
 two merchants (each with an API key, pending and paid payments, refunds and webhook events), then:
 
 1. runs Schemathesis against /api/v1/openapi.json with merchant A's key — a bounded number of examples per
-   operation (FUZZ_EXAMPLES, default 60) in its examples, coverage, fuzzing and stateful phases — with the
+   operation (FUZZ_EXAMPLES, default 40) in its examples, coverage, fuzzing and stateful phases — with the
    checks: no 500, status code, content type, headers and body as documented, and authentication required
    (`ignored_auth`: the same request without or with a wrong key must be refused);
 2. checks tenancy explicitly: every operation on an id, called with merchant B's key on merchant A's
@@ -92,24 +92,21 @@ def serve(app):
     return server, app.config["PUBLIC_BASE_URL"]
 
 
-def run_schemathesis(base, key, examples, report_dir):
-    """Run the Schemathesis CLI; (exit code, operations, examples, failures) from its report and output."""
-    junit = os.path.join(report_dir, "junit.xml")
+def run_schemathesis(base, key, examples):
+    """Run the Schemathesis CLI; (exit code, operations tested, examples, failures) from its summary."""
     command = [os.path.join(os.path.dirname(sys.executable), "schemathesis"), "run", f"{base}/api/v1/openapi.json",
                "--url", base, "--checks", CHECKS, "--max-examples", str(examples), "--workers", "2",
                "--seed", os.environ.get("FUZZ_SEED", "11"), "--header", f"Authorization: Bearer {key}",
-               "--request-timeout", "10", "--suppress-health-check", "all", "--report", "junit",
-               "--report-junit-path", junit, "--no-color", "--output-truncate", "true"]
+               "--request-timeout", "10", "--suppress-health-check", "all", "--no-color", "--output-truncate", "true"]
     started = time.monotonic()
     result = subprocess.run(command, capture_output=True, text=True, env={**os.environ, "NO_COLOR": "1"})
     output = result.stdout + result.stderr
     print(output.rstrip())
-    operations = len(set(re.findall(r'<testcase [^>]*name="([^"]+)"', open(junit).read()))) \
-        if os.path.exists(junit) else 0
-    generated = re.search(r"Test cases:\s*(\d+) generated", output)
-    failures = re.search(r"(\d+) unique failures?", output)
     print(f"  schemathesis took {time.monotonic() - started:.1f} s")
-    return (result.returncode, operations, int(generated.group(1)) if generated else 0,
+    tested = re.search(r"Tested:\s*(\d+)", output)
+    generated = re.search(r"Test cases:\s*(\d+) generated", output)
+    failures = re.search(r"^=+ .*?(\d+) failures?\b", output, re.M)
+    return (result.returncode, int(tested.group(1)) if tested else 0, int(generated.group(1)) if generated else 0,
             int(failures.group(1)) if failures else (0 if result.returncode == 0 else 1))
 
 
@@ -144,9 +141,9 @@ def check_tenancy(base, shops):
             theirs = call(method, path, body, b["key"])
             if theirs.status_code != 404 or theirs.json()["error"]["code"] != "not_found":
                 failures.append(f"tenancy: {method} {path} with the other merchant's key → {theirs.status_code}")
-            own = call(method, path, body, a["key"])
-            if own.status_code not in (200, 201):
-                failures.append(f"tenancy: {method} {path} with its own merchant's key → {own.status_code}, "
+            own = call(method, path, body, a["key"])  # a 422 is fine: the fuzzer may have refunded it all
+            if own.status_code == 404:
+                failures.append(f"tenancy: {method} {path} with its own merchant's key → 404 too, "
                                 "so the 404 above proves nothing")
         for path, mine in (("/api/v1/payments?limit=100", a["payments"]), ("/api/v1/events?limit=100", a["events"])):
             checked += 1
@@ -177,7 +174,7 @@ def stop_embedded_redis(app):
 
 
 def main():
-    examples = int(os.environ.get("FUZZ_EXAMPLES", "60"))
+    examples = int(os.environ.get("FUZZ_EXAMPLES", "40"))
     started = time.monotonic()
     # In memory where there is a tmpfs: SQLite's fsyncs on a busy disk would dominate the run.
     shm = "/dev/shm" if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK) else None
@@ -186,7 +183,7 @@ def main():
         shops = seed(app)
         server, base = serve(app)
         try:
-            code, operations, generated, st_failures = run_schemathesis(base, shops["A"]["key"], examples, instance)
+            code, operations, generated, st_failures = run_schemathesis(base, shops["A"]["key"], examples)
             with app.app_context():
                 checked, tenancy_failures = check_tenancy(base, shops)
         finally:
