@@ -92,14 +92,15 @@ def serve(app):
     return server, app.config["PUBLIC_BASE_URL"]
 
 
-def run_schemathesis(base, key, examples):
+def run_schemathesis(base, key, examples, workdir):
     """Run the Schemathesis CLI; (exit code, operations tested, examples, failures) from its summary."""
     command = [os.path.join(os.path.dirname(sys.executable), "schemathesis"), "run", f"{base}/api/v1/openapi.json",
                "--url", base, "--checks", CHECKS, "--max-examples", str(examples), "--workers", "2",
                "--seed", os.environ.get("FUZZ_SEED", "11"), "--header", f"Authorization: Bearer {key}",
                "--request-timeout", "10", "--suppress-health-check", "all", "--no-color", "--output-truncate", "true"]
     started = time.monotonic()
-    result = subprocess.run(command, capture_output=True, text=True, env={**os.environ, "NO_COLOR": "1"})
+    # In the throwaway folder: Schemathesis keeps a cache (.schemathesis/) in its working directory.
+    result = subprocess.run(command, capture_output=True, text=True, cwd=workdir, env={**os.environ, "NO_COLOR": "1"})
     output = result.stdout + result.stderr
     print(output.rstrip())
     print(f"  schemathesis took {time.monotonic() - started:.1f} s")
@@ -183,7 +184,7 @@ def main():
         shops = seed(app)
         server, base = serve(app)
         try:
-            code, operations, generated, st_failures = run_schemathesis(base, shops["A"]["key"], examples)
+            code, operations, generated, st_failures = run_schemathesis(base, shops["A"]["key"], examples, instance)
             with app.app_context():
                 checked, tenancy_failures = check_tenancy(base, shops)
         finally:
