@@ -83,3 +83,12 @@ def test_null_turns_webhook_deliveries_off(client, factories):
     assert r.status_code == 200 and r.get_json() == {"object": "webhook_endpoint", "url": None}
     assert client.get("/api/v1/webhook_endpoint", headers=auth).get_json()["url"] is None
     assert reload(merchant).webhook_url is None
+
+
+def test_a_body_over_a_megabyte_is_413_even_where_no_body_is_expected(client, factories, shop):
+    merchant, auth = shop
+    [event] = cancelled_events(factories, merchant, 1)
+    big = "x" * (1024 * 1024 + 1)
+    for path in (f"/api/v1/events/{event}/resend", "/api/v1/webhook_endpoint/rotate_secret"):
+        r = client.post(path, data=big, headers=auth)
+        assert (r.status_code, r.get_json()["error"]["code"]) == (413, "http_error")
