@@ -31,6 +31,11 @@ CHECKS = ("not_a_server_error,status_code_conformance,content_type_conformance,r
           "response_schema_conformance,ignored_auth")
 
 
+def _short(line, limit=1000):
+    """A line of output cut to `limit` characters (a failure can quote a whole page of JSON or a traceback)."""
+    return line if len(line) <= limit else line[:limit] + f" … [{len(line) - limit} more characters]"
+
+
 def build_app(instance):
     import logging
 
@@ -102,7 +107,7 @@ def run_schemathesis(base, key, examples, workdir):
     # In the throwaway folder: Schemathesis keeps a cache (.schemathesis/) in its working directory.
     result = subprocess.run(command, capture_output=True, text=True, cwd=workdir, env={**os.environ, "NO_COLOR": "1"})
     output = result.stdout + result.stderr
-    print(output.rstrip())
+    print("\n".join(_short(line) for line in output.rstrip().splitlines()))
     print(f"  schemathesis took {time.monotonic() - started:.1f} s")
     tested = re.search(r"Tested:\s*(\d+)", output)
     generated = re.search(r"Test cases:\s*(\d+) generated", output)
@@ -191,7 +196,7 @@ def main():
             server.shutdown()
             stop_embedded_redis(app)
     for failure in tenancy_failures:
-        print("FAIL", failure)
+        print("FAIL", _short(failure))
     failures = st_failures + len(tenancy_failures)
     print(f"API fuzz: {operations} operations, {generated} examples (at most {examples} per operation and "
           f"phase), {checked} tenancy probes, {failures} failures, {time.monotonic() - started:.0f} s")
