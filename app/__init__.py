@@ -77,11 +77,12 @@ def register_blueprints(app):
     from app.callbacks import bp as callbacks_bp
     from app.checkout import bp as checkout_bp
     from app.dashboard import bp as dashboard_bp
+    from app.docs import bp as docs_bp
     from app.extensions import csrf
 
     csrf.exempt(api_bp)
     csrf.exempt(callbacks_bp)
-    for bp in (checkout_bp, dashboard_bp, callbacks_bp, api_bp):
+    for bp in (checkout_bp, dashboard_bp, callbacks_bp, api_bp, docs_bp):
         app.register_blueprint(bp)
     if app.config["SANDBOX"]:
         from app.sandbox import register_sandbox
@@ -119,6 +120,8 @@ def register_i18n(app):
 #: Where a response carries a shopper's or a merchant's payment data (errors included): never cached, by the
 #: browser's back/forward cache or anything in between (the dashboard sets the same on its blueprint).
 NO_STORE_PREFIXES = ("/pay/", "/api/")
+#: The one API answer that is the same for everyone and may be cached: the OpenAPI document.
+CACHEABLE_ENDPOINTS = {"api.openapi_json"}
 
 
 def register_security_headers(app):
@@ -126,7 +129,8 @@ def register_security_headers(app):
 
     @app.after_request
     def headers(response):
-        if request.path.startswith(NO_STORE_PREFIXES) or request.blueprint in ("checkout", "api"):
+        if (request.path.startswith(NO_STORE_PREFIXES) or request.blueprint in ("checkout", "api")) \
+                and request.endpoint not in CACHEABLE_ENDPOINTS:
             response.headers["Cache-Control"] = "no-store"
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
         response.headers.setdefault("Referrer-Policy", "strict-origin-when-cross-origin")

@@ -6,6 +6,7 @@ SQLite notes: the app runs every SQLite transaction as BEGIN IMMEDIATE (it takes
 the test thread, whose transactions are DEFERRED so it never blocks the live server while it waits on an
 HTTP answer. A deferred SQLite transaction reads one snapshot, so call `reload(obj)` (or
 `db.session.rollback()`) before asserting on what the server changed; `client` and `http` do it for you.
+Both also hold every /api/v1/ answer to the OpenAPI document (tests/openapi_contract.py).
 """
 
 import os
@@ -25,7 +26,7 @@ from app import create_app, embedded_redis
 from app.extensions import SQLITE_DEFERRED_THREADS, db, get_queue, get_redis
 from app.jobs import QUEUES
 from app.ops.jobs import SimpleWorker
-from tests import log_secrets
+from tests import log_secrets, openapi_contract
 from tests.factories import Factories
 
 # The session's log lines are kept and searched for secrets at the end (tests/log_secrets.py).
@@ -42,7 +43,9 @@ class RollbackClient(FlaskClient):
 
     def open(self, *args, **kwargs):
         db.session.rollback()
-        return super().open(*args, **kwargs)
+        response = super().open(*args, **kwargs)
+        openapi_contract.check_werkzeug(response)
+        return response
 
 
 class Http(requests.Session):
@@ -59,7 +62,9 @@ class Http(requests.Session):
         if url.startswith("/"):
             url = self.base_url + url
         kwargs.setdefault("timeout", 30)
-        return super().request(method, url, *args, **kwargs)
+        response = super().request(method, url, *args, **kwargs)
+        openapi_contract.check_requests(response)
+        return response
 
 
 def _reset_database(app):
@@ -150,6 +155,8 @@ def _context(app):
                 conn.execute(text(f"DELETE FROM {name}"))
     get_redis().flushdb()
     ctx.pop()
+    stray, openapi_contract.stray_mismatches[:] = list(openapi_contract.stray_mismatches), []
+    assert not stray, "API answers on other threads did not match app/api/openapi.yaml:\n" + "\n".join(stray)
 
 
 @pytest.fixture

@@ -7,11 +7,15 @@ from sqlalchemy import select
 from app.api import bp
 from app.api.auth import require_api_key
 from app.api.errors import api_error, from_service_error
+from app.api.pagination import page, page_limit
 from app.api.payments import json_body
 from app.extensions import db
 from app.models import OutboxEvent, isoformat
 from app.services import webhooks
 from app.services.errors import ServiceError
+
+#: OutboxEvent.delivery_status values.
+DELIVERY_STATUSES = ("pending", "delivered", "failed", "skipped")
 
 
 def event_dict(event, attempts=False):
@@ -47,20 +51,24 @@ def _event_or_404(public_id):
 @bp.get("/events")
 @require_api_key
 def list_events():
-    try:
-        limit = min(max(int(request.args.get("limit", 20)), 1), 100)
-    except ValueError:
-        return api_error(400, "invalid_request", "limit must be an integer", "limit")
+    # Out-of-range limits and unknown statuses are refused as in GET /payments (they were clamped and matched
+    # nothing, so a typo read as "no events").
+    limit, error = page_limit()
+    if error:
+        return error
     query = select(OutboxEvent).where(OutboxEvent.merchant_id == g.merchant.id)
-    if request.args.get("delivery_status"):
-        query = query.where(OutboxEvent.delivery_status == request.args["delivery_status"])
+    status = request.args.get("delivery_status")
+    if status:
+        if status not in DELIVERY_STATUSES:
+            return api_error(400, "invalid_request", f"unknown delivery_status {status!r}", "delivery_status")
+        query = query.where(OutboxEvent.delivery_status == status)
     if request.args.get("starting_after"):
         cursor, error = _event_or_404(request.args["starting_after"])
         if error:
             return api_error(400, "invalid_request", "starting_after is not one of your events", "starting_after")
         query = query.where(OutboxEvent.id < cursor.id)
     rows = db.session.scalars(query.order_by(OutboxEvent.id.desc()).limit(limit + 1)).all()
-    return jsonify({"object": "list", "data": [event_dict(e) for e in rows[:limit]], "has_more": len(rows) > limit})
+    return jsonify(page(rows, limit, event_dict))
 
 
 @bp.get("/events/<public_id>")
@@ -89,8 +97,13 @@ def get_webhook_endpoint():
 @require_api_key
 def set_webhook_endpoint():
     body = json_body()
-    if body is None or "url" not in body:
-        return api_error(400, "invalid_request", "send {\"url\": \"https://…\"} (null turns deliveries off)", "url")
+    if body is None:
+        return api_error(400, "invalid_json", "the request body must be a JSON object")
+    if "url" not in body:
+        return api_error(400, "missing_field", "send {\"url\": \"https://…\"} (null turns deliveries off)", "url")
+    if body["url"] is not None and not isinstance(body["url"], str):
+        # A list or a number is not a URL; without this, an empty one would have turned deliveries off.
+        return api_error(400, "invalid_type", "url must be a string, or null to turn deliveries off", "url")
     try:
         url = webhooks.set_webhook_url(g.merchant, body["url"])
     except ServiceError as exc:

@@ -7,6 +7,7 @@ from sqlalchemy.orm import selectinload
 from app.api import bp
 from app.api.auth import require_api_key
 from app.api.errors import api_error, from_service_error
+from app.api.pagination import page, page_limit
 from app.extensions import db
 from app.models import Payment
 from app.serializers import attempt_dict, payment_dict
@@ -72,12 +73,9 @@ def list_attempts(public_id):
 @require_api_key
 def list_payments():
     args = request.args
-    try:
-        limit = int(args.get("limit", 20))
-    except ValueError:
-        return api_error(400, "invalid_request", "limit must be an integer", "limit")
-    if not 1 <= limit <= 100:
-        return api_error(400, "invalid_request", "limit must be between 1 and 100", "limit")
+    limit, error = page_limit()
+    if error:
+        return error
     query = select(Payment).where(Payment.merchant_id == g.merchant.id)
     if args.get("reference"):
         query = query.where(Payment.reference == args["reference"])
@@ -98,8 +96,4 @@ def list_payments():
         )
     rows = db.session.scalars(query.order_by(Payment.created_at.desc(), Payment.id.desc()).limit(limit + 1)
                               .options(selectinload(Payment.attempts))).all()
-    return jsonify({
-        "object": "list",
-        "data": [payment_dict(p) for p in rows[:limit]],
-        "has_more": len(rows) > limit,
-    })
+    return jsonify(page(rows, limit, payment_dict))

@@ -38,6 +38,15 @@ DEMO_EXPIRES_IN = 7 * 24 * 3600
 DEMO_MIN_TIME_LEFT = timedelta(days=1)
 
 
+def pay_with_test_card(payment, *, source):
+    """Pay `payment` through an attempt at the test acquirer, as a shopper would (demo and fuzz data). Commits."""
+    attempt = open_attempt(payment, "testcard")
+    apply_result(payment, attempt, CallbackResult(
+        Outcome.SUCCEEDED, amount=payment.amount, currency=payment.currency, card_summary="Visa •••• 4242",
+        message="Demo data"), source=source)
+    db.session.commit()
+
+
 def seed_demo(email, password):
     """Create the demo merchant once and keep one open order per currency; return (merchant, api_key or None
     if it existed, {currency: open demo payment})."""
@@ -47,12 +56,8 @@ def seed_demo(email, password):
         merchant, key = create_merchant("Demo Shop", email, password)
         for reference, amount, currency, final in DEMO_ORDERS:
             payment = _create_order(merchant, reference, amount, currency)
-            if final == Status.SUCCEEDED:  # paid through an attempt at the test acquirer, as a shopper would
-                attempt = open_attempt(payment, "testcard")
-                apply_result(payment, attempt, CallbackResult(
-                    Outcome.SUCCEEDED, amount=amount, currency=currency, card_summary="Visa •••• 4242",
-                    message="Demo data"), source="seed-demo")
-                db.session.commit()
+            if final == Status.SUCCEEDED:
+                pay_with_test_card(payment, source="seed-demo")
             elif final is not None:
                 transition(payment, final, reason="Demo data", source="seed-demo")
                 db.session.commit()

@@ -42,7 +42,7 @@ from app.gateways import get_gateway
 from app.gateways.base import GatewayError
 from app.models import Payment, PaymentAttempt, PaymentEvent, Refund, utcnow
 from app.serializers import refund_dict
-from app.services.errors import NotFound, ValidationError
+from app.services.errors import MalformedRequest, NotFound, ValidationError
 from app.services.gateways import context_for, payment_info
 from app.services.outbox import emit
 from app.state_machine import AttemptStatus, Status, transition
@@ -70,11 +70,13 @@ def build_refund(payment, amount=None, reason=None, *, source, attempt=None):
     payment's status does not change); by default the attempt that paid the payment.
     """
     if amount is not None and (isinstance(amount, bool) or not isinstance(amount, int)):
-        raise ValidationError("amount must be an integer in minor units", field="amount", code="invalid_type")
+        raise MalformedRequest("amount must be an integer in minor units", field="amount")
     if amount is not None and amount < 1:
         raise ValidationError("amount must be positive", field="amount", code="invalid_amount")
-    if reason is not None and (not isinstance(reason, str) or len(reason) > 500):
-        raise ValidationError("reason must be a string of at most 500 characters", field="reason")
+    if reason is not None and not isinstance(reason, str):
+        raise MalformedRequest("reason must be a string", field="reason")
+    if reason is not None and len(reason) > 500:
+        raise ValidationError("reason must be at most 500 characters", field="reason")
     db.session.refresh(payment)
     if attempt is not None and attempt.id != payment.succeeded_attempt_id:
         amount = _reserve_extra(attempt, amount)

@@ -89,3 +89,8 @@ def test_double_payments_can_be_refunded_automatically(signed_in, merchant):
     # Without a CSRF token nothing changes.
     signed_in.post("/dashboard/settings/double-payments", data={"auto_refund": "y"})
     assert reload(merchant).auto_refund_double_payments is False
+
+
+def test_the_api_keys_section_links_to_the_api_reference(signed_in):
+    html = signed_in.get("/dashboard/settings").get_data(as_text=True)
+    assert 'href="/docs/api"' in html and 'href="/api/v1/openapi.json"' in html
