@@ -1,10 +1,12 @@
-"""The demo merchant for the README's run command: sandbox gateways and payments in several states."""
+"""The demo merchant for the README's run command: sandbox gateways, payments in several states, an owner
+and one support member (who may refund up to DEMO_SUPPORT_LIMITS)."""
 
 from sqlalchemy import select
 
 from app.extensions import db
 from app.gateways.base import CallbackResult, Outcome
 from app.models import Merchant, Payment
+from app.services import accounts, team
 from app.services.callbacks import apply_result
 from app.services.gateways import add_sandbox_accounts
 from app.services.merchants import create_merchant
@@ -26,12 +28,28 @@ DEMO_ORDERS = [
 ]
 
 
-def seed_demo(email, password):
-    """Create the demo merchant once; return (merchant, api_key or None if it existed, its payments)."""
+#: What the demo's support member may refund at once, per currency (minor units).
+DEMO_SUPPORT_LIMITS = {"VND": 500_000, "IDR": 500_000, "BDT": 500_000, "NPR": 500_000, "USD": 5_000}
+
+
+def _demo_support_member(merchant, email, password):
+    """The demo's support member (created once, with the refund limits)."""
+    user = accounts.user_by_email(email)
+    if user is None:
+        user = accounts.new_user(email, "Demo Support", password)
+    if user.membership_of(merchant.id) is None:
+        team.add_member(merchant, user, "support")
+    if not merchant.support_refund_limits:
+        merchant.support_refund_limits = dict(DEMO_SUPPORT_LIMITS)
+
+
+def seed_demo(email, password, support_email=None, support_password=None):
+    """Create the demo merchant once (owner `email`, support member `support_email`); return (merchant,
+    api_key or None if it existed, its payments)."""
     merchant = db.session.scalar(select(Merchant).where(Merchant.email == email))
     key = None
     if merchant is None:
-        merchant, key = create_merchant("Demo Shop", email, password)
+        merchant, key = create_merchant("Demo Shop", email, password, display_name="Demo Owner")
         for reference, amount, currency, final in DEMO_ORDERS:
             discount, shipping = amount // 10, amount // 20
             items = [
@@ -57,6 +75,8 @@ def seed_demo(email, password):
                 db.session.commit()
     else:
         add_sandbox_accounts(merchant)  # gateways added since the demo was first seeded
-        db.session.commit()
+    if support_email:
+        _demo_support_member(merchant, support_email, support_password)
+    db.session.commit()
     payments = list(db.session.scalars(select(Payment).where(Payment.merchant_id == merchant.id).order_by(Payment.id)))
     return merchant, key, payments

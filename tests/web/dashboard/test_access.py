@@ -10,11 +10,25 @@ from app.services.outbox import emit
 from tests.helpers import reload
 from tests.web.dashboard.conftest import sign_in, token_of
 
-# (method, path); {payment}, {paid}, {attempt}, {event}, {key}, {gateway}, {refund} are filled with the owner's ids.
+# (method, path); {payment}, {paid}, {attempt}, {event}, {key}, {gateway}, {refund}, {member}, {invitation} are
+# filled with the owner's ids. tests/web/dashboard/test_roles.py checks that this list is every dashboard route.
 ROUTES = [
     ("GET", "/dashboard/"),
     ("GET", "/dashboard/account"),
-    ("POST", "/dashboard/account"),
+    ("POST", "/dashboard/account/security/password"),
+    ("GET", "/dashboard/account/security"),
+    ("POST", "/dashboard/account/security/two-factor/enable"),
+    ("POST", "/dashboard/account/security/two-factor/disable"),
+    ("POST", "/dashboard/account/security/sessions/end-others"),
+    ("POST", "/dashboard/switch"),
+    ("GET", "/dashboard/team"),
+    ("POST", "/dashboard/team/invitations"),
+    ("POST", "/dashboard/team/invitations/{invitation}/revoke"),
+    ("POST", "/dashboard/team/members/{member}/role"),
+    ("POST", "/dashboard/team/members/{member}/remove"),
+    ("GET", "/dashboard/audit"),
+    ("GET", "/dashboard/audit.csv"),
+    ("POST", "/dashboard/settings/members"),
     ("POST", "/dashboard/logout"),
     ("GET", "/dashboard/payments"),
     ("GET", "/dashboard/payments.csv"),
@@ -41,11 +55,18 @@ ROUTES = [
     ("POST", "/dashboard/settings/api-keys"),
     ("POST", "/dashboard/settings/api-keys/{key}/revoke"),
 ]
-OWNED = [r for r in ROUTES if any(k in r[1] for k in ("{payment}", "{event}", "{key}", "{refund}", "{attempt}"))]
+OWNED = [r for r in ROUTES if any(k in r[1] for k in ("{payment}", "{event}", "{key}", "{refund}", "{attempt}",
+                                                      "{member}", "{invitation}"))]
 POSTS = [r for r in ROUTES if r[0] == "POST"]
 
 
 def _ids(merchant, factories):
+    from app.models import Invitation, utcnow
+
+    viewer = factories.member(merchant, "viewer")
+    invitation = Invitation(merchant_id=merchant.id, email="invitee@example.test", role="viewer",
+                            expires_at=utcnow().replace(year=2100))
+    db.session.add(invitation)
     payment = factories.payment(merchant)
     # Paid twice: the attempt that paid it, and an extra one (the double-payment refund applies to it).
     paid = factories.payment(merchant)
@@ -66,7 +87,8 @@ def _ids(merchant, factories):
     db.session.commit()
     return {"payment": payment.public_id, "event": event.public_id, "key": key.public_id, "gateway": "testcard",
             "refund": refund.public_id, "attempt": paid.attempts[1].public_id,
-            "paid": paid.public_id}
+            "paid": paid.public_id, "member": viewer.membership_of(merchant.id).public_id,
+            "invitation": invitation.public_id}
 
 
 def _snapshot(merchant_id):
@@ -84,7 +106,14 @@ def _snapshot(merchant_id):
                                  .where(Refund.merchant_id == merchant_id).order_by(Refund.id)).all()
     attempts = db.session.execute(select(PaymentAttempt.public_id, PaymentAttempt.status, PaymentAttempt.amount_refunded)
                                   .where(PaymentAttempt.merchant_id == merchant_id).order_by(PaymentAttempt.id)).all()
-    return (m.password_hash, m.webhook_url, m.webhook_secret_enc, m.auto_refund_double_payments, payments, keys,
+    from app.models import Invitation, Membership, User
+
+    team = db.session.execute(select(User.email, User.password_hash, User.totp_secret_enc, Membership.role)
+                              .join(Membership, Membership.user_id == User.id)
+                              .where(Membership.merchant_id == merchant_id).order_by(Membership.id)).all()
+    invitations = db.session.execute(select(Invitation.public_id, Invitation.revoked_at)
+                                     .where(Invitation.merchant_id == merchant_id).order_by(Invitation.id)).all()
+    return (team, invitations, m.require_two_factor, m.support_refund_limits, m.webhook_url, m.webhook_secret_enc, m.auto_refund_double_payments, payments, keys,
             events, accounts, refunds, attempts)
 
 
@@ -106,7 +135,7 @@ def test_other_merchants_ids_are_404(client, merchant, other, factories, method,
     ids = _ids(other, factories)
     before = _snapshot(other.id)
     sign_in(client, merchant)
-    data = {"csrf_token": token_of(client), "amount": "1", "confirmed": "yes", "name": "x"}
+    data = {"csrf_token": token_of(client), "amount": "1", "confirmed": "yes", "name": "x", "role": "admin"}
     r = client.open(path.format(**ids), method=method, data=data if method == "POST" else None)
     assert r.status_code == 404
     assert _snapshot(other.id) == before
