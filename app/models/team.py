@@ -50,7 +50,11 @@ class User(UserMixin, db.Model):
         return self.public_id
 
     def set_password(self, password):
-        self.password_hash = generate_password_hash(password)
+        from flask import current_app
+
+        # scrypt (werkzeug's default) unless PASSWORD_HASH_METHOD says otherwise (tests only).
+        self.password_hash = generate_password_hash(password, method=current_app.config.get("PASSWORD_HASH_METHOD")
+                                                    or "scrypt")
 
     def check_password(self, password):
         return check_password_hash(self.password_hash, password)
