@@ -49,6 +49,15 @@ def register_extensions(app):
     login_manager.login_view = "dashboard.login"
     login_manager.login_message_category = "info"
 
+    @app.before_request
+    def _forget_the_previous_user():
+        # `g` belongs to the app context, which a request re-uses when one is already pushed (the tests, the
+        # CLI): the signed-in user, membership and CSRF token must be looked up again for every request.
+        from flask import g
+
+        for name in ("_login_user", "membership", app.config.get("WTF_CSRF_FIELD_NAME", "csrf_token")):
+            g.pop(name, None)
+
     @login_manager.user_loader
     def load_user(public_id):
         """The signed-in user, if the session cookie's session is still open (app.services.accounts)."""
