@@ -25,8 +25,9 @@ from app.dashboard.queries import (
 )
 from app.extensions import db
 from app.gateways import REGISTRY, get_gateway
-from app.models import OutboxEvent, Payment, PaymentEvent, Refund, WebhookAttempt
+from app.models import AuditEvent, OutboxEvent, Payment, PaymentEvent, Refund, WebhookAttempt
 from app.serializers import checkout_url
+from app.services.audit import ACTIONS
 from app.services.errors import ServiceError
 from app.state_machine import OPEN, PAID
 
@@ -105,6 +106,12 @@ def timeline(payment):
         items.append({"at": e.created_at, "kind": e.kind, "event": e, "payload": _pretty(e.data)})
     for r in db.session.scalars(select(Refund).where(Refund.payment_id == payment.id).order_by(Refund.id)):
         items.append({"at": r.created_at, "kind": "refund_record", "refund": r, "payload": None})
+    # Who did it: the audit rows of this payment (refunds, cancel, the link) name the person or API key.
+    for a in db.session.scalars(select(AuditEvent).where(AuditEvent.merchant_id == payment.merchant_id,
+                                                         AuditEvent.target_type == "payment",
+                                                         AuditEvent.target_id == payment.public_id)
+                                .order_by(AuditEvent.id)):
+        items.append({"at": a.created_at, "kind": "audit", "audit": a, "payload": None})
     attempts = db.session.execute(
         select(WebhookAttempt, OutboxEvent)
         .join(OutboxEvent, WebhookAttempt.event_id == OutboxEvent.id)
@@ -135,7 +142,7 @@ def payment_detail(public_id):
         "dashboard/payments/detail.html", payment=payment, timeline=timeline(payment), events=events,
         gateway=get_gateway(payment.gateway) if payment.gateway else None, refund_form=refund_form,
         action_form=ActionForm(), can_refund=payment.status in PAID and payment.refundable_amount > 0,
-        can_cancel=payment.status in OPEN, checkout_url=checkout_url(payment),
+        can_cancel=payment.status in OPEN, checkout_url=checkout_url(payment), audit_actions=ACTIONS,
     )
 
 

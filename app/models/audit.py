@@ -10,7 +10,9 @@ from app.models.base import JSONType, utcnow
 
 class AuditEvent(db.Model):
     __tablename__ = "audit_events"
-    __table_args__ = (Index("ix_audit_events_merchant_created", "merchant_id", "created_at"),)
+    __table_args__ = (Index("ix_audit_events_merchant_created", "merchant_id", "created_at"),
+                      #: A payment's timeline finds who refunded or cancelled it.
+                      Index("ix_audit_events_target", "target_type", "target_id"))
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     #: None only for a failed sign-in with an unknown email.

@@ -128,6 +128,7 @@ def upgrade():
         batch_op.create_index(batch_op.f('ix_audit_events_action'), ['action'], unique=False)
         batch_op.create_index(batch_op.f('ix_audit_events_actor_user_id'), ['actor_user_id'], unique=False)
         batch_op.create_index('ix_audit_events_merchant_created', ['merchant_id', 'created_at'], unique=False)
+        batch_op.create_index('ix_audit_events_target', ['target_type', 'target_id'], unique=False)
 
     conn = op.get_bind()
     merchants = conn.execute(sa.text("SELECT id, name, email, password_hash, created_at FROM merchants ORDER BY id")).all()
@@ -165,6 +166,7 @@ def downgrade():
         batch_op.alter_column('password_hash', existing_type=sa.VARCHAR(length=300), nullable=False)
 
     with op.batch_alter_table('audit_events', schema=None) as batch_op:
+        batch_op.drop_index('ix_audit_events_target')
         batch_op.drop_index('ix_audit_events_merchant_created')
         batch_op.drop_index(batch_op.f('ix_audit_events_actor_user_id'))
         batch_op.drop_index(batch_op.f('ix_audit_events_action'))
