@@ -41,6 +41,18 @@ def _failed(response):
     return response.status_code == 401
 
 
+def _limited(scope, account_key):
+    """Rate-limit a sign-in step: failed POSTs (401) per address and per account (`account_key`)."""
+
+    def decorate(view):
+        view = limiter.limit(ACCOUNT_LIMIT, key_func=account_key, methods=["POST"], deduct_when=_failed,
+                             scope=f"{scope}-account")(view)
+        return limiter.limit(ADDRESS_LIMIT, key_func=get_remote_address, methods=["POST"], deduct_when=_failed,
+                             scope=f"{scope}-address")(view)
+
+    return decorate
+
+
 def _ua():
     return request.user_agent.string
 
@@ -63,10 +75,7 @@ def _complete(user):
 
 
 @bp.route("/login", methods=["GET", "POST"])
-@limiter.limit(ADDRESS_LIMIT, key_func=get_remote_address, methods=["POST"], deduct_when=_failed,
-               scope="login-address")
-@limiter.limit(ACCOUNT_LIMIT, key_func=_account_key, methods=["POST"], deduct_when=_failed,
-               scope="login-account")
+@_limited("login", _account_key)
 @public
 def login():
     if current_user.is_authenticated:
@@ -99,10 +108,7 @@ def _pending_user():
 
 
 @bp.route("/login/two-factor", methods=["GET", "POST"])
-@limiter.limit(ADDRESS_LIMIT, key_func=get_remote_address, methods=["POST"], deduct_when=_failed,
-               scope="login-2fa-address")
-@limiter.limit(ACCOUNT_LIMIT, key_func=_pending_key, methods=["POST"], deduct_when=_failed,
-               scope="login-2fa-account")
+@_limited("login-2fa", _pending_key)
 @public
 def login_two_factor():
     """The second step: a code from the authenticator app, or one of the recovery codes."""

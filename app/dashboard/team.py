@@ -28,12 +28,6 @@ def _by():
     return {"by": current_membership, "actor": dashboard_actor()}
 
 
-def _refused(exc):
-    db.session.rollback()
-    flash(f"Not done: {exc.message}.", "error")
-    return redirect(url_for("dashboard.team"), 303)
-
-
 @bp.get("/team", endpoint="team")
 @requires("team.manage")
 def team_page():
@@ -64,18 +58,25 @@ def invite():
     return _page(link=link)
 
 
+def _team_change(change, *args, done):
+    """Run a team service call for the current member; flash `done(result)` or why it was refused."""
+    try:
+        result = change(current_merchant, *args, **_by())
+    except NotFound:
+        abort(404)
+    except ServiceError as exc:
+        db.session.rollback()
+        flash(f"Not done: {exc.message}.", "error")
+    else:
+        flash(done(result), "success")
+    return redirect(url_for("dashboard.team"), 303)
+
+
 @bp.post("/team/invitations/<public_id>/revoke")
 @requires("team.manage")
 def revoke_invitation(public_id):
     ActionForm().validate_on_submit()
-    try:
-        invitation = team.revoke_invitation(current_merchant, public_id, **_by())
-    except NotFound:
-        abort(404)
-    except ServiceError as exc:
-        return _refused(exc)
-    flash(f"The invitation to {invitation.email} was withdrawn.", "success")
-    return redirect(url_for("dashboard.team"), 303)
+    return _team_change(team.revoke_invitation, public_id, done=lambda i: f"The invitation to {i.email} was withdrawn.")
 
 
 @bp.post("/team/members/<public_id>/role")
@@ -85,28 +86,15 @@ def change_role(public_id):
     if not form.validate_on_submit():
         flash_form_errors(form)
         return redirect(url_for("dashboard.team"), 303)
-    try:
-        membership = team.change_role(current_merchant, public_id, form.role.data, **_by())
-    except NotFound:
-        abort(404)
-    except ServiceError as exc:
-        return _refused(exc)
-    flash(f"{membership.user.email} is now {membership.role}.", "success")
-    return redirect(url_for("dashboard.team"), 303)
+    return _team_change(team.change_role, public_id, form.role.data,
+                        done=lambda m: f"{m.user.email} is now {m.role}.")
 
 
 @bp.post("/team/members/<public_id>/remove")
 @requires("team.manage")
 def remove_member(public_id):
     ActionForm().validate_on_submit()
-    try:
-        email = team.remove_member(current_merchant, public_id, **_by())
-    except NotFound:
-        abort(404)
-    except ServiceError as exc:
-        return _refused(exc)
-    flash(f"{email} was removed from the team.", "success")
-    return redirect(url_for("dashboard.team"), 303)
+    return _team_change(team.remove_member, public_id, done=lambda email: f"{email} was removed from the team.")
 
 
 @bp.route("/invitations/<token>", methods=["GET", "POST"])

@@ -2,29 +2,15 @@
 browser (phone), refunds within the merchant's limit and cannot open the settings. Screenshots of the team,
 audit and account security pages on desktop and phone: test-artifacts/screenshots/team-*.png."""
 
-import email
-import glob
-import os
-import re
-
 import pyotp
 
 from app.extensions import db
 from app.state_machine import Status
 from tests.web.dashboard.conftest import PASSWORD, owner_of
 from tests.web.dashboard.test_payments import _set
+from tests.web.dashboard.test_team import _mailed_link
 
 PHONE = {"width": 390, "height": 844}
-
-
-def _invitation_path(app, address):
-    for path in sorted(glob.glob(os.path.join(app.instance_path, "mail", "*.eml")), key=os.path.getmtime,
-                       reverse=True):
-        with open(path, "rb") as fh:
-            message = email.message_from_binary_file(fh)
-        if message["To"] == address:
-            return re.search(r"/dashboard/invitations/\S+", message.get_payload(decode=True).decode()).group(0)
-    raise AssertionError(f"no invitation mailed to {address}")
 
 
 def _fits_a_phone(page):
@@ -59,7 +45,7 @@ def test_two_factor_invite_accept_and_a_limited_support_member(app, desktop_page
     owner_page.shot("team-desktop-team")
 
     # The invitee, in another browser (own cookies), on a phone.
-    page.goto(_invitation_path(app, "sara@example.test"))
+    page.goto(_mailed_link(app, "sara@example.test"))
     assert "Join Toko Budi" in page.locator("h1").inner_text()
     page.fill("input[name=display_name]", "Sara")
     page.fill("input[name=password]", "sara-password-1")
