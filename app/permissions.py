@@ -18,7 +18,8 @@ PERMISSIONS = {
     "webhooks.resend": "Resend webhook events",
     "webhooks.manage": "Set the webhook endpoint, reveal and rotate its signing secret",
     "settings.read": "Open the settings page",
-    "settings.gateways": "Turn gateways on and off, change their credentials",
+    "settings.gateways": "Turn gateways on and off, sandbox or live",
+    "settings.gateway_credentials": "Enter or change a gateway's credentials",
     "settings.api_keys": "Create and revoke API keys",
     "settings.merchant": "Change merchant settings (double payments, support refund limit, required two-factor)",
     "team.manage": "Invite members, change roles, remove members",
@@ -31,6 +32,7 @@ _EVERYONE = {"payments.read", "account"}
 _DEVELOPER = _EVERYONE | {"payments.reconcile", "webhooks.resend", "webhooks.manage", "settings.read",
                           "settings.gateways", "settings.api_keys"}
 _ADMIN = set(PERMISSIONS) - {"team.owners"}
+# Developers set gateways up (on/off, sandbox/live) but the credentials are the owners' and admins'.
 
 #: Role → its permissions. Order: most to least.
 ROLES = {
@@ -44,7 +46,7 @@ ROLES = {
 ROLE_DESCRIPTIONS = {
     "owner": "Everything, including the team, owners and gateway credentials",
     "admin": "Everything but making, demoting or removing owners",
-    "developer": "API keys, webhooks, gateway settings; reads payments",
+    "developer": "API keys, webhooks, gateway settings (not credentials); reads payments",
     "support": "Reads payments, refunds up to the support limit, resends webhooks",
     "viewer": "Reads only",
 }

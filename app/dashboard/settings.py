@@ -9,7 +9,7 @@ from sqlalchemy import select
 
 from app import money
 from app.dashboard import bp, flash_form_errors
-from app.dashboard.access import current_merchant, dashboard_actor, requires
+from app.dashboard.access import current_can, current_merchant, dashboard_actor, requires
 from app.dashboard.forms import ActionForm, ApiKeyForm, DoublePaymentsForm, gateway_form, member_rules_form
 from app.extensions import db
 from app.gateways import REGISTRY, get_gateway
@@ -55,6 +55,8 @@ def save_gateway(code):
         flash_form_errors(form)
         return _settings_page({code: form}, status=422)
     credentials = {name: getattr(form, f"cred_{name}").data or "" for name in form.credential_names}
+    if any(v.strip() for v in credentials.values()) and not current_can("settings.gateway_credentials"):
+        abort(403, description="Your role does not allow changing gateway credentials.")
     try:
         update_gateway_account(current_merchant, code, enabled=form.enabled.data, mode=form.mode.data,
                                credentials=credentials, actor=dashboard_actor())

@@ -112,3 +112,20 @@ def test_refused_is_a_page_saying_so_and_the_nav_hides_it(client, merchant, fact
     assert ">Payments</a>" in page
     for hidden in (">Settings</a>", ">Team</a>", ">Audit log</a>", "New payment link"):
         assert hidden not in page, hidden
+
+
+def test_a_developer_sets_gateways_up_but_never_their_credentials(client, merchant, factories):
+    from tests.helpers import reload
+
+    sign_in(client, factories.member(merchant, "developer"))
+    token = token_of(client, "/dashboard/settings")
+    assert 'name="testcard-cred_secret_key"' not in client.get("/dashboard/settings").text
+    account = next(a for a in merchant.gateway_accounts if a.gateway == "testcard")
+    stored = account.credentials_enc
+    r = client.post("/dashboard/settings/gateways/testcard", data={
+        "csrf_token": token, "testcard-enabled": "y", "testcard-mode": "live", "testcard-cred_secret_key": "sk_x"})
+    assert r.status_code == 403
+    assert (reload(account).mode, account.credentials_enc) == ("sandbox", stored)
+    r = client.post("/dashboard/settings/gateways/testcard", data={"csrf_token": token, "testcard-mode": "live"})
+    assert r.status_code == 303
+    assert (reload(account).mode, account.enabled) == ("live", False)
