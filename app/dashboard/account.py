@@ -60,23 +60,32 @@ def security_page():
     return _page(setup=request.args.get("setup") == "1")
 
 
+def _session_ending_change(form, change, error_field, done, failed, page_form):
+    """A change that ends every session (password, two-factor off): on success this browser continues on the
+    fresh session `change()` returns; on a refusal the error shows beside `error_field`."""
+    if form.validate_on_submit():
+        try:
+            token = change()
+        except ServiceError as exc:
+            db.session.rollback()
+            getattr(form, exc.field or error_field, getattr(form, error_field)).errors.append(exc.message)
+        else:
+            sign_in_session(current_user, token)
+            flash(done, "success")
+            return redirect(url_for("dashboard.security"), 303)
+    flash(failed, "error")
+    return _page(**{page_form: form}, status=422)
+
+
 @bp.post("/account/security/password")
 @requires("account")
 def change_password():
     form = ChangePasswordForm()
-    if form.validate_on_submit():
-        try:
-            token = accounts.change_password(current_user, form.current_password.data, form.new_password.data,
-                                             **_who())
-        except ServiceError as exc:
-            db.session.rollback()
-            getattr(form, exc.field or "current_password", form.current_password).errors.append(exc.message)
-        else:
-            sign_in_session(current_user, token)
-            flash("Your password was changed. Every other session was signed out.", "success")
-            return redirect(url_for("dashboard.security"), 303)
-    flash("The password was not changed.", "error")
-    return _page(password_form=form, status=422)
+    return _session_ending_change(
+        form, lambda: accounts.change_password(current_user, form.current_password.data, form.new_password.data,
+                                               **_who()),
+        "current_password", "Your password was changed. Every other session was signed out.",
+        "The password was not changed.", "password_form")
 
 
 @bp.post("/account/security/two-factor/enable")
@@ -105,18 +114,10 @@ def enable_two_factor():
 @requires("account")
 def disable_two_factor():
     form = DisableTwoFactorForm()
-    if form.validate_on_submit():
-        try:
-            token = accounts.disable_two_factor(current_user, form.password.data, **_who())
-        except ServiceError as exc:
-            db.session.rollback()
-            form.password.errors.append(exc.message)
-        else:
-            sign_in_session(current_user, token)
-            flash("Two-factor sign-in is off. Every other session was signed out.", "success")
-            return redirect(url_for("dashboard.security"), 303)
-    flash("Two-factor sign-in was not turned off.", "error")
-    return _page(disable_form=form, status=422)
+    return _session_ending_change(
+        form, lambda: accounts.disable_two_factor(current_user, form.password.data, **_who()), "password",
+        "Two-factor sign-in is off. Every other session was signed out.", "Two-factor sign-in was not turned off.",
+        "disable_form")
 
 
 @bp.post("/account/security/sessions/end-others")
