@@ -55,13 +55,26 @@ def register_extensions(app):
     login_manager.login_view = "dashboard.login"
     login_manager.login_message_category = "info"
 
+    @app.before_request
+    def _forget_the_previous_user():
+        # `g` belongs to the app context, which a request re-uses when one is already pushed (the tests, the
+        # CLI): the signed-in user, membership and CSRF token must be looked up again for every request.
+        from flask import g
+
+        for name in ("_login_user", "membership", app.config.get("WTF_CSRF_FIELD_NAME", "csrf_token")):
+            g.pop(name, None)
+
     @login_manager.user_loader
-    def load_merchant(public_id):
+    def load_user(public_id):
+        """The signed-in user, if the session cookie's session is still open (app.services.accounts)."""
+        from flask import session
         from sqlalchemy import select
 
-        from app.models import Merchant
+        from app.models import User
+        from app.services.accounts import live_session
 
-        return db.session.scalar(select(Merchant).where(Merchant.public_id == public_id))
+        user = db.session.scalar(select(User).where(User.public_id == public_id))
+        return user if user is not None and live_session(user, session.get("sid")) else None
 
     from app.services.webhooks import register_outbox_relay
 
@@ -109,6 +122,10 @@ def register_template_helpers(app):
     app.jinja_env.filters["money"] = lambda amount, currency: money.format_money(amount, currency)
     app.jinja_env.globals["Status"] = Status
     app.jinja_env.globals["sandbox_on"] = app.config["SANDBOX"]
+    from app.dashboard.access import current_can, current_membership
+
+    app.jinja_env.globals["can"] = current_can  # the dashboard hides what the role may not do
+    app.jinja_env.globals["current_membership"] = current_membership
 
 
 def register_i18n(app):

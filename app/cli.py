@@ -15,6 +15,8 @@ merchants_cli = AppGroup("merchants", help="Manage merchant accounts.")
 
 DEMO_EMAIL = "demo@paysmith.test"
 DEMO_PASSWORD = "demo-password"
+DEMO_SUPPORT_EMAIL = "support@paysmith.test"
+DEMO_SUPPORT_PASSWORD = "support-password"
 
 
 @merchants_cli.command("create")
@@ -42,14 +44,16 @@ def list_merchants_command():
 
 @click.command("seed-demo")
 def seed_demo_command():
-    """Create the demo merchant (idempotent) with a few payments in several states; print how to sign in."""
+    """Create the demo merchant (idempotent) with a few payments in several states, an owner and a support
+    member; print how to sign in."""
     from app.services.demo import seed_demo
 
-    merchant, key, orders = seed_demo(DEMO_EMAIL, DEMO_PASSWORD)
+    merchant, key, orders = seed_demo(DEMO_EMAIL, DEMO_PASSWORD, DEMO_SUPPORT_EMAIL, DEMO_SUPPORT_PASSWORD)
     base = current_app.config["PUBLIC_BASE_URL"]
     click.echo(f"Demo merchant: {merchant.name}")
     click.echo(f"  Dashboard:  {base}/dashboard/login")
-    click.echo(f"  Sign in:    {DEMO_EMAIL} / {DEMO_PASSWORD}")
+    click.echo(f"  Sign in:    {DEMO_EMAIL} / {DEMO_PASSWORD}   (owner)")
+    click.echo(f"              {DEMO_SUPPORT_EMAIL} / {DEMO_SUPPORT_PASSWORD}   (support: refunds up to a limit)")
     if key:
         click.echo(f"  API key:    {key}")
     for currency, payment in orders.items():  # one open order per currency: each offers its own gateways

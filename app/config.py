@@ -114,6 +114,8 @@ class Testing(Config):
     ALLOW_PRIVATE_WEBHOOK_URLS = True
     RATELIMIT_ENABLED = False
     PAYMENT_MIN_EXPIRY_SECONDS = 1
+    #: Tests hash hundreds of passwords: a cheap method keeps them fast (never outside tests).
+    PASSWORD_HASH_METHOD = "pbkdf2:sha256:1000"
 
 
 class Production(Config):

@@ -18,6 +18,18 @@ class Factories:
                                         webhook_url)
         return merchant, key
 
+    def member(self, merchant, role, email=None, password="correct-horse-battery", name=None):
+        """A user who is a member of `merchant` with `role` (a new user unless `email` has an account)."""
+        from app.services import accounts, team
+
+        self._n += 1
+        email = email or f"{role}{self._n}@example.test"
+        user = accounts.user_by_email(email) or accounts.new_user(email, name or f"{role.capitalize()} {self._n}",
+                                                                 password)
+        team.add_member(merchant, user, role)
+        db.session.commit()
+        return user
+
     def payment(self, merchant, **overrides):
         self._payments += 1  # each payment its own order unless a test names one
         data = {

@@ -6,11 +6,12 @@ from datetime import timedelta
 
 from sqlalchemy import func, select
 
-from app.cli import DEMO_EMAIL
+from app.cli import DEMO_EMAIL, DEMO_PASSWORD, DEMO_SUPPORT_EMAIL, DEMO_SUPPORT_PASSWORD
 from app.extensions import db
 from app.gateways.base import CallbackResult, Outcome
-from app.models import ApiKey, Merchant, Payment
+from app.models import ApiKey, Merchant, Payment, User
 from app.models.base import utcnow
+from app.services import accounts
 from app.services.callbacks import apply_result
 from app.services.demo import DEMO_ORDERS
 from app.state_machine import open_attempt
@@ -32,7 +33,10 @@ def test_merchants_create_prints_one_json_line_and_the_key_works(app, http):
     merchant = db.session.scalar(select(Merchant).where(Merchant.public_id == data["id"]))
     assert (merchant.name, merchant.email, merchant.webhook_url) == ("Kedai Roti", "owner@roti.example",
                                                                      "https://roti.example/hooks")
-    assert merchant.check_password("long-enough-password")
+    # The login is the merchant's owner: a user with the same email.
+    owner = accounts.user_by_email("owner@roti.example")
+    assert owner.check_password("long-enough-password")
+    assert [(m.merchant_id, m.role) for m in owner.memberships] == [(merchant.id, "owner")]
     # Secrets at rest: the key only as a hash, the webhook secret only encrypted.
     key_row = db.session.scalar(select(ApiKey).where(ApiKey.merchant_id == merchant.id))
     assert data["api_key"] not in (key_row.key_hash, key_row.prefix)
@@ -64,6 +68,9 @@ def test_seed_demo_is_idempotent_and_its_checkout_link_works(app, http):
     first = runner.invoke(args=["seed-demo"])
     assert first.exit_code == 0, first.output
     assert DEMO_EMAIL in first.output and "API key:    sk_" in first.output
+    # An owner and one support member, both printed with their passwords.
+    assert f"{DEMO_EMAIL} / {DEMO_PASSWORD}" in first.output
+    assert f"{DEMO_SUPPORT_EMAIL} / {DEMO_SUPPORT_PASSWORD}" in first.output
     link = next(line.split(": ", 1)[1] for line in first.output.splitlines() if "Pay a demo order" in line)
 
     db.session.rollback()
@@ -77,6 +84,9 @@ def test_seed_demo_is_idempotent_and_its_checkout_link_works(app, http):
     db.session.rollback()
     assert db.session.scalar(select(func.count()).select_from(Merchant)) == 1
     assert db.session.scalar(select(func.count()).select_from(Payment)) == len(DEMO_ORDERS)
+    roles = {u.email: [m.role for m in u.memberships] for u in db.session.scalars(select(User))}
+    assert roles == {DEMO_EMAIL: ["owner"], DEMO_SUPPORT_EMAIL: ["support"]}
+    assert accounts.user_by_email(DEMO_SUPPORT_EMAIL).check_password(DEMO_SUPPORT_PASSWORD)
 
     page = http.get(link)
     assert page.status_code == 200

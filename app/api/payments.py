@@ -5,7 +5,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
 from app.api import bp
-from app.api.auth import require_api_key
+from app.api.auth import api_actor, require_api_key
 from app.api.errors import api_error, from_service_error
 from app.api.pagination import page, page_limit
 from app.extensions import db
@@ -42,7 +42,7 @@ def create_payment():
         return api_error(400, "invalid_json", "the request body must be a JSON object")
 
     def handler():
-        payment = payments.build_payment(g.merchant, body)
+        payment = payments.build_payment(g.merchant, body, actor=api_actor())
         return 201, payment_dict(payment)
 
     return idempotent_response("POST /api/v1/payments", body, handler)

@@ -3,7 +3,7 @@
 from flask import g, jsonify
 
 from app.api import bp
-from app.api.auth import require_api_key
+from app.api.auth import api_actor, require_api_key
 from app.api.errors import api_error, from_service_error
 from app.api.payments import idempotent_response, json_body
 from app.serializers import refund_dict
@@ -33,7 +33,8 @@ def create_refund(public_id):
         return error
 
     def handler():
-        refund = refunds.build_refund(payment, body.get("amount"), body.get("reason"), source="api")
+        refund = refunds.build_refund(payment, body.get("amount"), body.get("reason"), source="api",
+                                      actor=api_actor())
         return 201, refund_dict(refund)
 
     return idempotent_response(f"POST /api/v1/payments/{public_id}/refunds", body, handler)

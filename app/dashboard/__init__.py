@@ -1,11 +1,12 @@
 """The merchant dashboard: /dashboard (Flask-Login sessions, CSRF on every form).
 
-Routes live in one module per area (auth, overview, payments, refunds, webhooks, settings). Every query
-starts from `current_user`; anything of another merchant's is answered exactly like something missing (404).
+Routes live in one module per area (auth, account, team, audit, overview, payments, refunds, webhooks,
+settings). Every route says what it needs with `access.requires(permission)` (or is `access.public`); every
+query starts from `access.current_merchant`, the merchant of the signed-in user's current membership; anything
+of another merchant's is answered exactly like something missing (404).
 """
 
 from flask import Blueprint, abort, flash
-from flask_login import current_user
 
 bp = Blueprint("dashboard", __name__, url_prefix="/dashboard")
 
@@ -30,10 +31,11 @@ def owned_or_404(model, public_id):
     """`model` row with this public id belonging to the signed-in merchant, else 404."""
     from sqlalchemy import select
 
+    from app.dashboard.access import current_merchant
     from app.extensions import db
 
     row = db.session.scalar(
-        select(model).where(model.public_id == public_id, model.merchant_id == current_user.id)
+        select(model).where(model.public_id == public_id, model.merchant_id == current_merchant.id)
     )
     if row is None:
         abort(404)
@@ -48,4 +50,14 @@ def flash_form_errors(form):
                   "The form expired or was not sent from this page. Please try again.", "error")
 
 
-from app.dashboard import auth, overview, payments, refunds, settings, webhooks  # noqa: E402,F401
+from app.dashboard import (  # noqa: E402,F401
+    account,
+    audit,
+    auth,
+    overview,
+    payments,
+    refunds,
+    settings,
+    team,
+    webhooks,
+)

@@ -5,6 +5,7 @@ from wtforms import BooleanField, EmailField, HiddenField, PasswordField, Select
 from wtforms.validators import DataRequired, EqualTo, Length, Optional, Regexp
 
 from app import money
+from app.permissions import ROLES
 
 #: A light syntax check (WTForms' Email() needs the email_validator package, which also refuses the
 #: reserved .test/.example domains we use in tests and demos).
@@ -30,6 +31,12 @@ class ActionForm(FlaskForm):
     """A button that changes something: only the CSRF token."""
 
 
+class TwoFactorForm(FlaskForm):
+    code = StringField("Code from your authenticator app, or a recovery code",
+                       validators=[DataRequired(), Length(max=20)],
+                       render_kw={"autocomplete": "one-time-code", "inputmode": "text", "autofocus": True})
+
+
 class ChangePasswordForm(FlaskForm):
     current_password = PasswordField("Current password", validators=[DataRequired(), Length(max=200)],
                                      render_kw={"autocomplete": "current-password"})
@@ -38,6 +45,49 @@ class ChangePasswordForm(FlaskForm):
     confirm = PasswordField("Repeat the new password",
                             validators=[DataRequired(), EqualTo("new_password", "The two new passwords differ.")],
                             render_kw={"autocomplete": "new-password"})
+
+
+class EnableTwoFactorForm(FlaskForm):
+    code = StringField("The 6-digit code your app shows", validators=[DataRequired(), Length(max=10)],
+                       render_kw={"autocomplete": "one-time-code", "inputmode": "numeric"})
+
+
+class DisableTwoFactorForm(FlaskForm):
+    password = PasswordField("Your password", validators=[DataRequired(), Length(max=200)],
+                             render_kw={"autocomplete": "current-password"})
+
+
+class InviteForm(FlaskForm):
+    email = EmailField("Email", validators=[DataRequired(), email_format, Length(max=254)])
+    role = SelectField("Role", choices=[(r, r.capitalize()) for r in ROLES], default="viewer")
+
+
+class RoleForm(FlaskForm):
+    role = SelectField("Role", choices=[(r, r.capitalize()) for r in ROLES])
+
+
+class AcceptInvitationForm(FlaskForm):
+    display_name = StringField("Your name", validators=[Optional(), Length(max=200)],
+                               render_kw={"autocomplete": "name"})
+    password = PasswordField("Password", validators=[DataRequired(), Length(min=8, max=200)],
+                             render_kw={"autocomplete": "new-password"})
+
+
+def member_rules_form(merchant, formdata=None):
+    """Merchant rules for its team: two-factor for everyone, and the support refund limit per currency (typed
+    in major units, as amounts are everywhere in the dashboard)."""
+
+    class MemberRulesForm(FlaskForm):
+        require_two_factor = BooleanField("Require two-factor sign-in for every member")
+
+    for currency in sorted(money.EXPONENTS):
+        setattr(MemberRulesForm, f"limit_{currency}",
+                StringField(f"Support may refund at most ({currency})", validators=[Optional(), Length(max=24)],
+                            render_kw={"inputmode": "decimal", "autocomplete": "off", "placeholder": "none"}))
+    data = {"require_two_factor": merchant.require_two_factor}
+    for currency, limit in (merchant.support_refund_limits or {}).items():
+        data[f"limit_{currency}"] = money.format_plain(limit, currency) if limit else ""
+    return MemberRulesForm(formdata=formdata, data=data) if formdata is None else MemberRulesForm(data=data)
 
 
 class PaymentLinkForm(FlaskForm):

@@ -15,11 +15,11 @@ from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 
 from flask import render_template, url_for
-from flask_login import current_user, login_required
 from redis.exceptions import RedisError
 from sqlalchemy import func, select
 
 from app.dashboard import bp
+from app.dashboard.access import current_merchant, requires
 from app.extensions import db, get_redis
 from app.models import Payment, utcnow
 from app.state_machine import PAID, Status
@@ -115,9 +115,9 @@ def list_url(**filters):
 
 
 @bp.get("/")
-@login_required
+@requires("payments.read")
 def overview():
-    data = build_overview(current_user.id)
+    data = build_overview(current_merchant.id)
     return render_template("dashboard/overview.html", data=data, windows=WINDOWS, paid=PAID_VALUES,
                            list_url=list_url, bar_chart=bar_chart, rate_chart=rate_chart,
                            past_days_minutes=PAST_DAYS_CACHE_SECONDS // 60)

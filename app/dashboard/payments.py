@@ -7,12 +7,13 @@ import json
 from datetime import datetime
 
 from flask import Response, abort, flash, redirect, render_template, request, stream_with_context, url_for
-from flask_login import current_user, login_required
+from flask_login import current_user
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
 from app import money
 from app.dashboard import bp, flash_form_errors, owned_or_404
+from app.dashboard.access import current_can, current_merchant, dashboard_actor, requires
 from app.dashboard.forms import ActionForm, PaymentLinkForm, RefundForm
 from app.dashboard.queries import (
     PAGE_SIZE,
@@ -24,8 +25,9 @@ from app.dashboard.queries import (
 )
 from app.extensions import db
 from app.gateways import REGISTRY, get_gateway
-from app.models import OutboxEvent, Payment, PaymentEvent, Refund, WebhookAttempt
+from app.models import AuditEvent, OutboxEvent, Payment, PaymentEvent, Refund, WebhookAttempt
 from app.serializers import checkout_url
+from app.services.audit import ACTIONS
 from app.services.errors import ServiceError
 from app.state_machine import OPEN, PAID
 
@@ -35,13 +37,13 @@ CSV_COLUMNS = ["id", "created_at", "status", "amount", "currency", "amount_refun
 
 
 @bp.get("/payments")
-@login_required
+@requires("payments.read")
 def payments():
     filters = PaymentFilters.from_args(request.args)
     for problem in filters.problems:
         flash(f"Ignored filter: {problem}.", "error")
     after = decode_cursor(request.args.get("after"))
-    rows = db.session.scalars(payments_query(filters, current_user.id, after).limit(PAGE_SIZE + 1)).all()
+    rows = db.session.scalars(payments_query(filters, current_merchant.id, after).limit(PAGE_SIZE + 1)).all()
     page, more = rows[:PAGE_SIZE], len(rows) > PAGE_SIZE
     next_url = (url_for("dashboard.payments") + "?" + filters.query_string(after=encode_cursor(page[-1]))
                 if more else None)
@@ -54,11 +56,11 @@ def payments():
 
 
 @bp.get("/payments.csv")
-@login_required
+@requires("payments.read")
 def payments_csv():
     """The whole filtered set as CSV, streamed in keyset batches so memory stays flat at any size."""
     filters = PaymentFilters.from_args(request.args)
-    merchant_id = current_user.id
+    merchant_id = current_merchant.id
 
     def rows():
         buffer = io.StringIO()
@@ -104,6 +106,12 @@ def timeline(payment):
         items.append({"at": e.created_at, "kind": e.kind, "event": e, "payload": _pretty(e.data)})
     for r in db.session.scalars(select(Refund).where(Refund.payment_id == payment.id).order_by(Refund.id)):
         items.append({"at": r.created_at, "kind": "refund_record", "refund": r, "payload": None})
+    # Who did it: the audit rows of this payment (refunds, cancel, the link) name the person or API key.
+    for a in db.session.scalars(select(AuditEvent).where(AuditEvent.merchant_id == payment.merchant_id,
+                                                         AuditEvent.target_type == "payment",
+                                                         AuditEvent.target_id == payment.public_id)
+                                .order_by(AuditEvent.id)):
+        items.append({"at": a.created_at, "kind": "audit", "audit": a, "payload": None})
     attempts = db.session.execute(
         select(WebhookAttempt, OutboxEvent)
         .join(OutboxEvent, WebhookAttempt.event_id == OutboxEvent.id)
@@ -122,11 +130,11 @@ def _pretty(data):
 
 
 @bp.get("/payments/<public_id>")
-@login_required
+@requires("payments.read")
 def payment_detail(public_id):
     payment = owned_or_404(Payment, public_id)
     events = db.session.scalars(
-        select(OutboxEvent).where(OutboxEvent.payment_id == payment.id, OutboxEvent.merchant_id == current_user.id)
+        select(OutboxEvent).where(OutboxEvent.payment_id == payment.id, OutboxEvent.merchant_id == current_merchant.id)
         .order_by(OutboxEvent.id.desc())
     ).all()
     refund_form = RefundForm(formdata=None, amount=money.format_plain(payment.refundable_amount, payment.currency))
@@ -134,12 +142,26 @@ def payment_detail(public_id):
         "dashboard/payments/detail.html", payment=payment, timeline=timeline(payment), events=events,
         gateway=get_gateway(payment.gateway) if payment.gateway else None, refund_form=refund_form,
         action_form=ActionForm(), can_refund=payment.status in PAID and payment.refundable_amount > 0,
-        can_cancel=payment.status in OPEN, checkout_url=checkout_url(payment),
+        can_cancel=payment.status in OPEN, checkout_url=checkout_url(payment), audit_actions=ACTIONS,
     )
 
 
+def _over_support_limit(payment, amount):
+    """Why a member whose role refunds only up to the merchant's support limit may not refund `amount` (None:
+    they may)."""
+    if current_can("refunds.unlimited"):
+        return None
+    limit = current_merchant.support_refund_limit(payment.currency)
+    if amount <= limit:
+        return None
+    if not limit:
+        return f"your role may not refund in {payment.currency} (no support refund limit is set for it)."
+    return (f"your role may refund at most {money.format_money(limit, payment.currency)} at once; "
+            "ask an owner or admin.")
+
+
 @bp.post("/payments/<public_id>/refund")
-@login_required
+@requires("refunds.create")
 def refund(public_id):
     """Two steps: the form shows a confirmation page; the confirmation page's button asks for the refund."""
     payment = owned_or_404(Payment, public_id)
@@ -154,6 +176,10 @@ def refund(public_id):
     except money.MoneyError as exc:
         flash(f"Refund amount: {exc}.", "error")
         return redirect(back)
+    limited = _over_support_limit(payment, amount)
+    if limited:
+        flash(f"Refund refused: {limited}", "error")
+        return redirect(back, 303)
     if form.confirmed.data != "yes":
         form.confirmed.data = "yes"
         gateway = get_gateway(payment.gateway) if payment.gateway else None
@@ -162,7 +188,8 @@ def refund(public_id):
     from app.services.refunds import request_refund
 
     try:
-        created = request_refund(payment, amount, form.reason.data or None, source="dashboard")
+        created = request_refund(payment, amount, form.reason.data or None, source=f"dashboard, {current_user.email}",
+                                 actor=dashboard_actor())
     except ServiceError as exc:
         db.session.rollback()
         db.session.refresh(payment)
@@ -178,7 +205,7 @@ def refund(public_id):
 
 
 @bp.post("/payments/<public_id>/attempts/<attempt_id>/refund")
-@login_required
+@requires("refunds.create")
 def refund_attempt(public_id, attempt_id):
     """Refund what an extra attempt of a double payment took (all of what is left of it)."""
     from app.services.refunds import request_refund
@@ -191,8 +218,13 @@ def refund_attempt(public_id, attempt_id):
     if not ActionForm().validate_on_submit():
         flash("The form expired; please try again.", "error")
         return redirect(back, 303)
+    limited = _over_support_limit(payment, attempt.amount - attempt.amount_refunded)
+    if limited:
+        flash(f"Refund refused: {limited}", "error")
+        return redirect(back, 303)
     try:
-        created = request_refund(payment, None, "Double payment", source="dashboard", attempt=attempt)
+        created = request_refund(payment, None, "Double payment", source=f"dashboard, {current_user.email}",
+                                 attempt=attempt, actor=dashboard_actor())
     except ServiceError as exc:
         db.session.rollback()
         flash(f"Refund refused: {exc.message}", "error")
@@ -203,13 +235,14 @@ def refund_attempt(public_id, attempt_id):
 
 
 @bp.post("/payments/<public_id>/cancel")
-@login_required
+@requires("payments.cancel")
 def cancel(public_id):
     from app.services.payments import cancel_payment
 
     payment = owned_or_404(Payment, public_id)
     if ActionForm().validate_on_submit() and cancel_payment(payment, source="dashboard",
-                                                            reason=f"Cancelled by {current_user.email}"):
+                                                            reason=f"Cancelled by {current_user.email}",
+                                                            actor=dashboard_actor()):
         flash("Payment cancelled.", "success")
     else:
         flash(f"This payment is {payment.status.replace('_', ' ')} and can no longer be cancelled.", "error")
@@ -217,7 +250,7 @@ def cancel(public_id):
 
 
 @bp.post("/payments/<public_id>/reconcile")
-@login_required
+@requires("payments.reconcile")
 def reconcile(public_id):
     payment = owned_or_404(Payment, public_id)
     ActionForm().validate_on_submit()
@@ -236,21 +269,21 @@ def reconcile(public_id):
 
 
 @bp.post("/payments/<public_id>/resend-webhook")
-@login_required
+@requires("webhooks.resend")
 def resend_latest_webhook(public_id):
     payment = owned_or_404(Payment, public_id)
     ActionForm().validate_on_submit()
     from app.services.webhooks import resend_event
 
     event = db.session.scalar(
-        select(OutboxEvent).where(OutboxEvent.payment_id == payment.id, OutboxEvent.merchant_id == current_user.id)
+        select(OutboxEvent).where(OutboxEvent.payment_id == payment.id, OutboxEvent.merchant_id == current_merchant.id)
         .order_by(OutboxEvent.id.desc()).limit(1)
     )
     if event is None:
         flash("This payment has no webhook event to resend.", "error")
     else:
         try:
-            resend_event(event)
+            resend_event(event, actor=dashboard_actor())
         except ServiceError as exc:
             db.session.rollback()
             flash(f"Could not resend: {exc.message}", "error")
@@ -260,11 +293,11 @@ def resend_latest_webhook(public_id):
 
 
 @bp.route("/payments/new", methods=["GET", "POST"])
-@login_required
+@requires("payments.create")
 def new_payment_link():
     from app.services.payments import create_payment
 
-    last = db.session.scalar(select(Payment.return_url).where(Payment.merchant_id == current_user.id)
+    last = db.session.scalar(select(Payment.return_url).where(Payment.merchant_id == current_merchant.id)
                              .order_by(Payment.id.desc()).limit(1))
     form = PaymentLinkForm(return_url=last)
     if form.validate_on_submit():
@@ -279,7 +312,8 @@ def new_payment_link():
             if form.customer_email.data:
                 data["customer"] = {"email": form.customer_email.data}
             try:
-                payment = create_payment(current_user, data)
+                payment = create_payment(current_merchant, data, actor=dashboard_actor(),
+                                         action="payment.link_created")
             except ServiceError as exc:
                 db.session.rollback()
                 field = exc.field if exc.field in form._fields else "amount"

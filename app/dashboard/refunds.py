@@ -2,11 +2,12 @@
 that need attention) and the actions on a refund that waits for a person: retry now, mark as failed, mark as refunded."""
 
 from flask import flash, redirect, render_template, request, url_for
-from flask_login import current_user, login_required
+from flask_login import current_user
 from sqlalchemy import func, select
 
 from app import money
 from app.dashboard import bp, owned_or_404
+from app.dashboard.access import current_merchant, dashboard_actor, requires
 from app.dashboard.forms import ActionForm
 from app.extensions import db
 from app.gateways import get_gateway
@@ -18,12 +19,12 @@ WAITING = (Refund.status == "pending", Refund.next_attempt_at.is_(None))
 
 
 @bp.get("/refunds")
-@login_required
+@requires("payments.read")
 def refunds():
     attention = request.args.get("attention") == "1"
     query = (select(Refund, Payment.public_id, Payment.reference)
              .join(Payment, Refund.payment_id == Payment.id)
-             .where(Refund.merchant_id == current_user.id))
+             .where(Refund.merchant_id == current_merchant.id))
     if attention:
         query = query.where(*WAITING)
     after = request.args.get("after", type=int)
@@ -34,7 +35,7 @@ def refunds():
     filters = {"attention": "1"} if attention else {}
     next_url = url_for("dashboard.refunds", after=page[-1][0].id, **filters) if len(rows) > PAGE_SIZE else None
     waiting = db.session.scalar(select(func.count()).select_from(Refund)
-                                .where(Refund.merchant_id == current_user.id, *WAITING))
+                                .where(Refund.merchant_id == current_merchant.id, *WAITING))
     return render_template("dashboard/refunds/list.html", rows=page, next_url=next_url, paged=bool(after),
                            attention=attention, waiting=waiting, first_url=url_for("dashboard.refunds", **filters),
                            action_form=ActionForm())
@@ -45,13 +46,13 @@ def _back(refund):
 
 
 @bp.post("/refunds/<public_id>/retry")
-@login_required
+@requires("refunds.settle")
 def retry_refund(public_id):
     from app.services.refunds import retry_now
 
     refund = owned_or_404(Refund, public_id)
     ActionForm().validate_on_submit()  # the CSRF token was checked before the view (CSRFProtect)
-    if retry_now(refund, source=f"dashboard, {current_user.email}"):
+    if retry_now(refund, source=f"dashboard, {current_user.email}", actor=dashboard_actor()):
         flash(f"Refund {refund.public_id}: the gateway is asked again now.", "success")
     else:
         _not_waiting(refund)
@@ -59,13 +60,13 @@ def retry_refund(public_id):
 
 
 @bp.post("/refunds/<public_id>/fail")
-@login_required
+@requires("refunds.settle")
 def fail_refund(public_id):
     return _settle_by_person(public_id, "failed")
 
 
 @bp.post("/refunds/<public_id>/succeed")
-@login_required
+@requires("refunds.settle")
 def succeed_refund(public_id):
     return _settle_by_person(public_id, "succeeded")
 
@@ -84,7 +85,7 @@ def _settle_by_person(public_id, status):
         return render_template("dashboard/refunds/settle_confirm.html", refund=refund, form=ActionForm(),
                                status=status, gateway_name=gateway.name if gateway else "the gateway")
     mark = mark_failed if status == "failed" else mark_succeeded
-    if not mark(refund, source=f"dashboard, {current_user.email}"):
+    if not mark(refund, source=f"dashboard, {current_user.email}", actor=dashboard_actor()):
         _not_waiting(refund)
     elif status == "failed":
         flash(f"Refund {refund.public_id} marked as failed: "

@@ -2,10 +2,10 @@
 every delivery attempt, resend."""
 
 from flask import flash, redirect, render_template, request, url_for
-from flask_login import current_user, login_required
 from sqlalchemy import select
 
 from app.dashboard import bp, flash_form_errors, owned_or_404
+from app.dashboard.access import current_merchant, dashboard_actor, requires
 from app.dashboard.forms import ActionForm, WebhookUrlForm
 from app.extensions import db
 from app.models import OutboxEvent, Payment, WebhookAttempt
@@ -17,7 +17,7 @@ RECENT = 30
 
 def _page(form=None, secret=None, status=200):
     events = db.session.scalars(
-        select(OutboxEvent).where(OutboxEvent.merchant_id == current_user.id)
+        select(OutboxEvent).where(OutboxEvent.merchant_id == current_merchant.id)
         .order_by(OutboxEvent.id.desc()).limit(RECENT)
     ).all()
     attempts = {}
@@ -27,23 +27,23 @@ def _page(form=None, secret=None, status=200):
             attempts.setdefault(a.event_id, []).append(a)
     payment_ids = {e.payment_id for e in events if e.payment_id}
     payments = dict(db.session.execute(
-        select(Payment.id, Payment.public_id).where(Payment.id.in_(payment_ids), Payment.merchant_id == current_user.id)
+        select(Payment.id, Payment.public_id).where(Payment.id.in_(payment_ids), Payment.merchant_id == current_merchant.id)
     ).all()) if payment_ids else {}
     return render_template(
-        "dashboard/webhooks/index.html", payments=payments, form=form or WebhookUrlForm(url=current_user.webhook_url),
+        "dashboard/webhooks/index.html", payments=payments, form=form or WebhookUrlForm(url=current_merchant.webhook_url),
         action_form=ActionForm(), events=events, attempts=attempts, secret=secret,
-        masked=mask(current_user.webhook_secret, 4),
+        masked=mask(current_merchant.webhook_secret, 4),
     ), status
 
 
 @bp.get("/webhooks")
-@login_required
+@requires("payments.read")
 def webhooks():
     return _page()
 
 
 @bp.post("/webhooks/url")
-@login_required
+@requires("webhooks.manage")
 def webhook_url():
     form = WebhookUrlForm()
     if not form.validate_on_submit():
@@ -52,46 +52,48 @@ def webhook_url():
     from app.services.webhooks import set_webhook_url
 
     try:
-        set_webhook_url(current_user, form.url.data)
+        set_webhook_url(current_merchant, form.url.data, actor=dashboard_actor())
     except ServiceError as exc:
         db.session.rollback()
         form.url.errors.append(exc.message)
         flash(f"The endpoint was not saved: {exc.message}", "error")
         return _page(form, status=422)
-    flash("Webhook endpoint saved." if current_user.webhook_url else
+    flash("Webhook endpoint saved." if current_merchant.webhook_url else
           "Webhook endpoint removed: events are no longer sent.", "success")
     return redirect(url_for("dashboard.webhooks"), 303)
 
 
 @bp.post("/webhooks/secret")
-@login_required
+@requires("webhooks.manage")
 def reveal_webhook_secret():
     """Shown in this response only (a POST, so it is never in a URL, the history or a flash cookie)."""
+    from app.services.webhooks import reveal_webhook_secret as reveal
+
     ActionForm().validate_on_submit()
-    return _page(secret=current_user.webhook_secret)
+    return _page(secret=reveal(current_merchant, actor=dashboard_actor()))
 
 
 @bp.post("/webhooks/secret/rotate")
-@login_required
+@requires("webhooks.manage")
 def rotate_secret():
     from app.services.webhooks import rotate_webhook_secret
 
     ActionForm().validate_on_submit()
-    secret = rotate_webhook_secret(current_user)
+    secret = rotate_webhook_secret(current_merchant, actor=dashboard_actor())
     flash("Signing secret rotated. The previous one keeps working for a while so you can switch over; "
           "the new one is shown below, once.", "success")
     return _page(secret=secret)
 
 
 @bp.post("/webhooks/events/<public_id>/resend")
-@login_required
+@requires("webhooks.resend")
 def resend_webhook(public_id):
     event = owned_or_404(OutboxEvent, public_id)
     ActionForm().validate_on_submit()
     from app.services.webhooks import resend_event
 
     try:
-        resend_event(event)
+        resend_event(event, actor=dashboard_actor())
     except ServiceError as exc:
         db.session.rollback()
         flash(f"Could not resend {event.public_id}: {exc.message}", "error")

@@ -1,6 +1,5 @@
-"""Merchants (dashboard users), their API keys and their gateway accounts."""
+"""Merchants, their API keys and their gateway accounts (the people who sign in are in app.models.team)."""
 
-from flask_login import UserMixin
 from sqlalchemy import (
     BigInteger,
     Boolean,
@@ -13,21 +12,20 @@ from sqlalchemy import (
     false,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
-from werkzeug.security import check_password_hash, generate_password_hash
 
 from app import security
 from app.extensions import db
-from app.models.base import utcnow
+from app.models.base import JSONType, utcnow
 
 
-class Merchant(UserMixin, db.Model):
+class Merchant(db.Model):
     __tablename__ = "merchants"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     public_id: Mapped[str] = mapped_column(String(40), unique=True, default=lambda: security.public_id("mer"))
     name: Mapped[str] = mapped_column(String(200))
+    #: The merchant's contact email (its first owner's sign-in email when it was created).
     email: Mapped[str] = mapped_column(String(254), unique=True)
-    password_hash: Mapped[str] = mapped_column(String(300))
     #: Where signed webhook events are POSTed; None = no deliveries.
     webhook_url: Mapped[str | None] = mapped_column(String(2000))
     #: Fernet-encrypted signing secret (`whsec_…`).
@@ -37,19 +35,19 @@ class Merchant(UserMixin, db.Model):
     webhook_secret_previous_until = mapped_column(DateTime)
     #: Refund an extra charge of a double payment at once, without waiting for a person.
     auto_refund_double_payments: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    #: Members without two-factor sign-in are sent to set it up before anything else.
+    require_two_factor: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    #: The most a `support` member may refund at once, per currency, in minor units ({"VND": 500000});
+    #: a currency not listed: support cannot refund in it.
+    support_refund_limits = mapped_column(JSONType, default=dict, nullable=False, server_default="{}")
     created_at = mapped_column(DateTime, default=utcnow, nullable=False)
 
     api_keys = relationship("ApiKey", back_populates="merchant", lazy="dynamic")
     gateway_accounts = relationship("GatewayAccount", back_populates="merchant", lazy="selectin")
 
-    def get_id(self):
-        return self.public_id
-
-    def set_password(self, password):
-        self.password_hash = generate_password_hash(password)
-
-    def check_password(self, password):
-        return check_password_hash(self.password_hash, password)
+    def support_refund_limit(self, currency):
+        """The most a support member may refund at once in `currency` (minor units; 0 = none)."""
+        return int((self.support_refund_limits or {}).get(currency, 0))
 
     @property
     def webhook_secret(self):

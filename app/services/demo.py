@@ -1,4 +1,5 @@
-"""The demo merchant for the README's run command: sandbox gateways and payments in several states.
+"""The demo merchant for the README's run command: sandbox gateways, payments in several states, an owner
+and one support member (who may refund up to DEMO_SUPPORT_LIMITS).
 
 The links `./dev run` prints stay valid across restarts: each currency has one open demo order, kept as long
 as nobody has used it (no attempt yet, still pending, more than a day left), else replaced by a new one
@@ -13,6 +14,7 @@ from app.extensions import db
 from app.gateways.base import CallbackResult, Outcome
 from app.models import Merchant, Payment
 from app.models.base import utcnow
+from app.services import accounts, team
 from app.services.callbacks import apply_result
 from app.services.gateways import add_sandbox_accounts
 from app.services.merchants import create_merchant
@@ -47,13 +49,28 @@ def pay_with_test_card(payment, *, source):
     db.session.commit()
 
 
-def seed_demo(email, password):
-    """Create the demo merchant once and keep one open order per currency; return (merchant, api_key or None
-    if it existed, {currency: open demo payment})."""
+#: What the demo's support member may refund at once, per currency (minor units).
+DEMO_SUPPORT_LIMITS = {"VND": 500_000, "IDR": 500_000, "BDT": 500_000, "NPR": 500_000, "USD": 5_000}
+
+
+def _demo_support_member(merchant, email, password):
+    """The demo's support member (created once, with the refund limits)."""
+    user = accounts.user_by_email(email)
+    if user is None:
+        user = accounts.new_user(email, "Demo Support", password)
+    if user.membership_of(merchant.id) is None:
+        team.add_member(merchant, user, "support")
+    if not merchant.support_refund_limits:
+        merchant.support_refund_limits = dict(DEMO_SUPPORT_LIMITS)
+
+
+def seed_demo(email, password, support_email=None, support_password=None):
+    """Create the demo merchant once (owner `email`, support member `support_email`) and keep one open
+    order per currency; return (merchant, api_key or None if it existed, {currency: open demo payment})."""
     merchant = db.session.scalar(select(Merchant).where(Merchant.email == email))
     key = None
     if merchant is None:
-        merchant, key = create_merchant("Demo Shop", email, password)
+        merchant, key = create_merchant("Demo Shop", email, password, display_name="Demo Owner")
         for reference, amount, currency, final in DEMO_ORDERS:
             payment = _create_order(merchant, reference, amount, currency)
             if final == Status.SUCCEEDED:
@@ -63,7 +80,9 @@ def seed_demo(email, password):
                 db.session.commit()
     else:
         add_sandbox_accounts(merchant)  # gateways added since the demo was first seeded
-        db.session.commit()
+    if support_email:
+        _demo_support_member(merchant, support_email, support_password)
+    db.session.commit()
     return merchant, key, open_orders(merchant)
 
 

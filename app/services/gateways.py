@@ -88,7 +88,7 @@ def enabled_accounts(merchant, currency):
     return accounts
 
 
-def update_gateway_account(merchant, code, *, enabled, mode, credentials):
+def update_gateway_account(merchant, code, *, enabled, mode, credentials, actor=None):
     """Save a merchant's settings for gateway `code`. Commits.
 
     credentials: only the fields the merchant typed; blank ones keep their stored value (the dashboard
@@ -106,6 +106,8 @@ def update_gateway_account(merchant, code, *, enabled, mode, credentials):
         raise ValidationError(f"unknown credential fields: {', '.join(sorted(unknown))}", field="credentials")
     account = merchant.gateway_account(code)
     stored = account.credentials if account else {}
+    before = {"enabled": account.enabled, "mode": account.mode} if account else {"enabled": None, "mode": None}
+    changed_fields = sorted(k for k, v in credentials.items() if v and v.strip() and v.strip() != stored.get(k))
     stored.update({k: v.strip() for k, v in credentials.items() if v and v.strip()})
     if enabled:
         missing = [label for f, label in gateway.credential_fields.items() if not stored.get(f)]
@@ -117,5 +119,11 @@ def update_gateway_account(merchant, code, *, enabled, mode, credentials):
     account.enabled = bool(enabled)
     account.mode = mode
     account.credentials = stored
+    from app.services import audit
+
+    old, new = audit.changed(before, {"enabled": account.enabled, "mode": account.mode})
+    if changed_fields:
+        new["credential_fields_changed"] = changed_fields  # names only: a value never reaches the log
+    audit.record(merchant.id, "gateway.updated", actor, target_type="gateway", target_id=code, before=old, after=new)
     db.session.commit()
     return account

@@ -181,7 +181,7 @@ def paid_payment_for_reference(merchant_id, reference):
         .order_by(Payment.id).limit(1))
 
 
-def build_payment(merchant, data):
+def build_payment(merchant, data, *, actor=None, action="payment.created"):
     """Validate and add a payment to the session (flush, no commit).
 
     One paid payment per order: a `reference` that already has a paid payment (or one a gateway is still
@@ -225,12 +225,17 @@ def build_payment(merchant, data):
     )
     db.session.flush()
     db.session.info.setdefault("payments_created", []).append(payment.id)
+    from app.services import audit
+
+    # `actor` (app.services.audit.Actor): the API key or the person (`payment.link_created` from the dashboard).
+    audit.record(merchant.id, action, actor, target_type="payment", target_id=payment.public_id,
+                 after={"amount": payment.amount, "currency": payment.currency, "reference": payment.reference})
     return payment
 
 
-def create_payment(merchant, data):
-    """Validate, create and commit a payment."""
-    payment = build_payment(merchant, data)
+def create_payment(merchant, data, *, actor=None, action="payment.created"):
+    """Validate, create and commit a payment (see build_payment)."""
+    payment = build_payment(merchant, data, actor=actor, action=action)
     db.session.commit()
     return payment
 
@@ -366,7 +371,7 @@ def _settle_open_attempts(payment):
             db.session.commit()
 
 
-def cancel_payment(payment, *, source, reason="Cancelled"):
+def cancel_payment(payment, *, source, reason="Cancelled", actor=None):
     """Cancel an open payment; return whether it was cancelled. Commits.
 
     Its open attempts end with it (at gateways that can end them, they are ended there first, so none can
@@ -386,5 +391,10 @@ def cancel_payment(payment, *, source, reason="Cancelled"):
             transition_attempt(attempt, AttemptStatus.CANCELLED, reason=reason, source=source,
                                changes={"failure_reason": Reason.CANCELLED.value, "failure_code": "cancelled"})
     applied = transition(payment, Status.CANCELLED, reason=reason, source=source)
+    if applied:
+        from app.services import audit
+
+        audit.record(payment.merchant_id, "payment.cancelled", actor, target_type="payment",
+                     target_id=payment.public_id, after={"reason": reason})
     db.session.commit()
     return applied

@@ -42,6 +42,7 @@ from app.gateways import get_gateway
 from app.gateways.base import GatewayError
 from app.models import Payment, PaymentAttempt, PaymentEvent, Refund, utcnow
 from app.serializers import refund_dict
+from app.services import audit
 from app.services.errors import MalformedRequest, NotFound, ValidationError
 from app.services.gateways import context_for, payment_info
 from app.services.outbox import emit
@@ -63,8 +64,9 @@ def _exceeds(payment, amount):
         "still refundable on this payment", field="amount", code="refund_exceeds_captured")
 
 
-def build_refund(payment, amount=None, reason=None, *, source, attempt=None):
-    """Validate and reserve a refund and add it to the session (no commit); see request_refund.
+def build_refund(payment, amount=None, reason=None, *, source, attempt=None, actor=None):
+    """Validate and reserve a refund and add it to the session with its audit row for `actor` (no commit);
+    see request_refund.
 
     attempt: an extra attempt of a double payment whose money goes back (its own amount is reserved, the
     payment's status does not change); by default the attempt that paid the payment.
@@ -94,6 +96,7 @@ def build_refund(payment, amount=None, reason=None, *, source, attempt=None):
                                 data={"refund": refund.public_id, "amount": amount, "reason": reason}))
     db.session.flush()
     db.session.info.setdefault("refunds_created", []).append(refund.id)
+    audit_refund(refund, "refund.requested", actor)
     return refund
 
 
@@ -139,11 +142,12 @@ def _reserve_extra(attempt, amount):
     return amount
 
 
-def request_refund(payment, amount=None, reason=None, *, source, attempt=None):
+def request_refund(payment, amount=None, reason=None, *, source, attempt=None, actor=None):
     """Accept a refund of `amount` (default: all that is left) and commit; the gateway is asked by a job
-    enqueued after the commit. Raises ValidationError `refund_exceeds_captured` or `payment_not_refundable`."""
+    enqueued after the commit. Raises ValidationError `refund_exceeds_captured` or `payment_not_refundable`.
+    `actor` (app.services.audit.Actor): who asked, for the audit log."""
     try:
-        refund = build_refund(payment, amount, reason, source=source, attempt=attempt)
+        refund = build_refund(payment, amount, reason, source=source, attempt=attempt, actor=actor)
     except ValidationError:
         db.session.rollback()
         raise
@@ -313,7 +317,14 @@ def sweep_due_refunds(limit=SWEEP_BATCH):
     return len(ids)
 
 
-def retry_now(refund, *, source):
+def audit_refund(refund, action, actor):
+    """The audit row of a refund action (named by the payment, so the payment's timeline finds it)."""
+    audit.record(refund.merchant_id, action, actor, target_type="payment", target_id=refund.payment.public_id,
+                 after={"refund": refund.public_id, "amount": refund.amount, "currency": refund.currency,
+                        "reason": refund.reason})
+
+
+def retry_now(refund, *, source, actor=None):
     """A person asks the gateway once more about a refund that waits for them (attempts keep counting; the
     job is enqueued after the commit, or found by the sweep). Return whether it was queued. Commits."""
     queued = db.session.execute(
@@ -325,6 +336,7 @@ def retry_now(refund, *, source):
         return False
     db.session.add(PaymentEvent(payment_id=refund.payment_id, kind="refund", gateway=refund.gateway,
                                 message=f"Refund {refund.public_id}: retry requested [{source}]"))
+    audit_refund(refund, "refund.retried", actor)
     db.session.info.setdefault("refunds_created", []).append(refund.id)  # the relay enqueues it after commit
     db.session.commit()
     return True
@@ -334,29 +346,30 @@ def retry_now(refund, *, source):
 SEEN_AT_GATEWAY = {"failed": "the gateway shows no such refund", "succeeded": "the gateway shows the refund made"}
 
 
-def mark_failed(refund, *, source):
+def mark_failed(refund, *, source, actor=None):
     """Settle a refund that waits for a person as failed, for when the gateway shows no such refund: the
     reserved amount is released and refund.failed emitted. Return whether it did. Commits."""
-    return _settle_by_person(refund, "failed", source)
+    return _settle_by_person(refund, "failed", source, actor)
 
 
-def mark_succeeded(refund, *, source):
+def mark_succeeded(refund, *, source, actor=None):
     """Settle a refund that waits for a person as succeeded, for when the gateway shows it made the refund:
     the payment moves to partially_refunded or refunded and refund.succeeded is emitted. Return whether it
     did. Commits."""
-    return _settle_by_person(refund, "succeeded", source)
+    return _settle_by_person(refund, "succeeded", source, actor)
 
 
-def _settle_by_person(refund, status, source):
+def _settle_by_person(refund, status, source, actor):
     db.session.refresh(refund)
     if not refund.needs_attention:
         db.session.rollback()
         return False
     message = f"marked {status} by a person: {SEEN_AT_GATEWAY[status]} [{source}]"
-    return _settle(refund, status, waiting_only=True, message=message) == status
+    return _settle(refund, status, waiting_only=True, message=message,
+                   audited=(f"refund.marked_{status}", actor)) == status
 
 
-def _settle(refund, status, *, message=None, raw=None, waiting_only=False):
+def _settle(refund, status, *, message=None, raw=None, waiting_only=False, audited=None):
     """Move a pending refund (with `waiting_only`, only one that waits for a person) to succeeded/failed, the
     payment with it, and emit the refund event."""
     where = [Refund.id == refund.id, Refund.status == "pending"]
@@ -405,5 +418,7 @@ def _settle(refund, status, *, message=None, raw=None, waiting_only=False):
     db.session.refresh(refund)
     db.session.refresh(payment)
     emit(f"refund.{status}", payment.merchant_id, refund_dict(refund), payment_id=payment.id)
+    if audited:
+        audit_refund(refund, *audited)
     db.session.commit()
     return status

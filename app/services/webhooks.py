@@ -116,7 +116,7 @@ def signing_secrets(merchant, now=None):
     return secrets
 
 
-def rotate_webhook_secret(merchant):
+def rotate_webhook_secret(merchant, *, actor=None):
     """Give the merchant a new signing secret and return it; the old one keeps signing (as a second v1)
     for WEBHOOK_SECRET_GRACE_SECONDS. Commits."""
     from app.services.merchants import new_webhook_secret
@@ -126,8 +126,20 @@ def rotate_webhook_secret(merchant):
     merchant.webhook_secret_previous_until = utcnow() + timedelta(
         seconds=current_app.config["WEBHOOK_SECRET_GRACE_SECONDS"])
     merchant.webhook_secret = secret
+    from app.services import audit
+
+    audit.record(merchant.id, "webhook.secret_rotated", actor, target_type="merchant", target_id=merchant.public_id)
     db.session.commit()
     return secret
+
+
+def reveal_webhook_secret(merchant, *, actor=None):
+    """The current signing secret, for showing once; the audit log keeps who looked. Commits."""
+    from app.services import audit
+
+    audit.record(merchant.id, "webhook.secret_revealed", actor, target_type="merchant", target_id=merchant.public_id)
+    db.session.commit()
+    return merchant.webhook_secret
 
 
 # --- URL safety --------------------------------------------------------------------------------------------
@@ -233,9 +245,15 @@ def post_pinned(url, body, headers, timeout):
             pool.close()
 
 
-def set_webhook_url(merchant, url):
+def set_webhook_url(merchant, url, *, actor=None):
     """Save the merchant's webhook URL (None or "" turns deliveries off). Commits."""
+    from app.services import audit
+
+    before = merchant.webhook_url
     merchant.webhook_url = validate_webhook_url(url) if url else None
+    if before != merchant.webhook_url:
+        audit.record(merchant.id, "webhook.endpoint_changed", actor, target_type="merchant",
+                     target_id=merchant.public_id, before={"url": before}, after={"url": merchant.webhook_url})
     db.session.commit()
     return merchant.webhook_url
 
@@ -401,7 +419,7 @@ def _schedule(event_id, delay, lane=None):
                     exc_info=True)
 
 
-def resend_event(event):
+def resend_event(event, *, actor=None):
     """Deliver an event again, with the same event id and a fresh set of attempts. Commits.
 
     A delivery in progress keeps its lease: the new job waits for it to end instead of racing it.
@@ -413,6 +431,10 @@ def resend_event(event):
     event.last_error = None
     _timeline(event.payment_id, f"Webhook {event.type} ({event.public_id}) resent on request")
     db.session.info.setdefault("outbox_new", []).append(event.id)
+    from app.services import audit
+
+    audit.record(event.merchant_id, "webhook.resent", actor, target_type="event", target_id=event.public_id,
+                 after={"type": event.type})
     db.session.commit()
     return event
 

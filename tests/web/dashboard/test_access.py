@@ -2,90 +2,18 @@
 token → refused with nothing changed."""
 
 import pytest
-from sqlalchemy import func, select, update
 
 from app.extensions import db
-from app.models import ApiKey, Merchant, OutboxEvent, Payment, PaymentAttempt, Refund
 from app.services.outbox import emit
 from tests.helpers import reload
 from tests.web.dashboard.conftest import sign_in, token_of
+from tests.web.dashboard.routes import ROUTES
+from tests.web.dashboard.routes import route_ids as _ids
+from tests.web.dashboard.routes import snapshot as _snapshot
 
-# (method, path); {payment}, {paid}, {attempt}, {event}, {key}, {gateway}, {refund} are filled with the owner's ids.
-ROUTES = [
-    ("GET", "/dashboard/"),
-    ("GET", "/dashboard/account"),
-    ("POST", "/dashboard/account"),
-    ("POST", "/dashboard/logout"),
-    ("GET", "/dashboard/payments"),
-    ("GET", "/dashboard/payments.csv"),
-    ("GET", "/dashboard/payments/new"),
-    ("POST", "/dashboard/payments/new"),
-    ("GET", "/dashboard/payments/{payment}"),
-    ("POST", "/dashboard/payments/{payment}/refund"),
-    ("POST", "/dashboard/payments/{payment}/cancel"),
-    ("POST", "/dashboard/payments/{payment}/reconcile"),
-    ("POST", "/dashboard/payments/{payment}/resend-webhook"),
-    ("POST", "/dashboard/payments/{paid}/attempts/{attempt}/refund"),
-    ("GET", "/dashboard/refunds"),
-    ("POST", "/dashboard/refunds/{refund}/retry"),
-    ("POST", "/dashboard/refunds/{refund}/fail"),
-    ("POST", "/dashboard/refunds/{refund}/succeed"),
-    ("GET", "/dashboard/webhooks"),
-    ("POST", "/dashboard/webhooks/url"),
-    ("POST", "/dashboard/webhooks/secret"),
-    ("POST", "/dashboard/webhooks/secret/rotate"),
-    ("POST", "/dashboard/webhooks/events/{event}/resend"),
-    ("GET", "/dashboard/settings"),
-    ("POST", "/dashboard/settings/gateways/{gateway}"),
-    ("POST", "/dashboard/settings/double-payments"),
-    ("POST", "/dashboard/settings/api-keys"),
-    ("POST", "/dashboard/settings/api-keys/{key}/revoke"),
-]
-OWNED = [r for r in ROUTES if any(k in r[1] for k in ("{payment}", "{event}", "{key}", "{refund}", "{attempt}"))]
+OWNED = [r for r in ROUTES if any(k in r[1] for k in ("{payment}", "{event}", "{key}", "{refund}", "{attempt}",
+                                                      "{member}", "{invitation}"))]
 POSTS = [r for r in ROUTES if r[0] == "POST"]
-
-
-def _ids(merchant, factories):
-    payment = factories.payment(merchant)
-    # Paid twice: the attempt that paid it, and an extra one (the double-payment refund applies to it).
-    paid = factories.payment(merchant)
-    for number in (1, 2):
-        db.session.add(PaymentAttempt(payment_id=paid.id, merchant_id=merchant.id, number=number, gateway="testcard",
-                                      status="succeeded", version=1, amount=paid.amount, currency=paid.currency,
-                                      amount_refunded=0, data={}, reference=f"cs_{paid.public_id}_{number}"))
-    db.session.flush()
-    db.session.execute(update(Payment).where(Payment.id == paid.id).values(
-        status="succeeded", succeeded_attempt_id=paid.attempts[0].id, double_payment=True))
-    event = emit("payment.pending", merchant.id, {"id": payment.public_id}, payment_id=payment.id)
-    db.session.commit()
-    key = db.session.scalar(select(ApiKey).where(ApiKey.merchant_id == merchant.id))
-    # A refund that waits for a person (both refund actions apply to it).
-    refund = Refund(payment_id=payment.id, merchant_id=merchant.id, amount=100, currency=payment.currency,
-                    status="pending", gateway="testcard", attempts=5, next_attempt_at=None)
-    db.session.add(refund)
-    db.session.commit()
-    return {"payment": payment.public_id, "event": event.public_id, "key": key.public_id, "gateway": "testcard",
-            "refund": refund.public_id, "attempt": paid.attempts[1].public_id,
-            "paid": paid.public_id}
-
-
-def _snapshot(merchant_id):
-    """Everything a dashboard action could change for a merchant."""
-    db.session.rollback()
-    m = db.session.get(Merchant, merchant_id)
-    payments = db.session.execute(select(Payment.public_id, Payment.status, Payment.amount_refunded, Payment.version)
-                                  .where(Payment.merchant_id == merchant_id).order_by(Payment.id)).all()
-    keys = db.session.execute(select(ApiKey.public_id, ApiKey.revoked_at).where(ApiKey.merchant_id == merchant_id)
-                              .order_by(ApiKey.id)).all()
-    events = db.session.scalar(select(func.count()).select_from(OutboxEvent)
-                               .where(OutboxEvent.merchant_id == merchant_id))
-    accounts = [(a.gateway, a.enabled, a.mode, a.credentials_enc) for a in m.gateway_accounts]
-    refunds = db.session.execute(select(Refund.public_id, Refund.status, Refund.next_attempt_at, Refund.attempts)
-                                 .where(Refund.merchant_id == merchant_id).order_by(Refund.id)).all()
-    attempts = db.session.execute(select(PaymentAttempt.public_id, PaymentAttempt.status, PaymentAttempt.amount_refunded)
-                                  .where(PaymentAttempt.merchant_id == merchant_id).order_by(PaymentAttempt.id)).all()
-    return (m.password_hash, m.webhook_url, m.webhook_secret_enc, m.auto_refund_double_payments, payments, keys,
-            events, accounts, refunds, attempts)
 
 
 @pytest.mark.parametrize("method,path", ROUTES)
@@ -106,7 +34,7 @@ def test_other_merchants_ids_are_404(client, merchant, other, factories, method,
     ids = _ids(other, factories)
     before = _snapshot(other.id)
     sign_in(client, merchant)
-    data = {"csrf_token": token_of(client), "amount": "1", "confirmed": "yes", "name": "x"}
+    data = {"csrf_token": token_of(client), "amount": "1", "confirmed": "yes", "name": "x", "role": "admin"}
     r = client.open(path.format(**ids), method=method, data=data if method == "POST" else None)
     assert r.status_code == 404
     assert _snapshot(other.id) == before

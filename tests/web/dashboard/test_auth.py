@@ -7,7 +7,7 @@ import pytest
 from app import create_app
 from app.extensions import limiter
 from tests.helpers import csrf_token, reload
-from tests.web.dashboard.conftest import PASSWORD, token_of
+from tests.web.dashboard.conftest import PASSWORD, owner_of, token_of
 
 
 def _login(client, email, password, next_=None):
@@ -42,19 +42,20 @@ def test_wrong_password_is_refused(client, merchant):
 
 
 def test_change_password(signed_in, merchant, client):
-    token = token_of(signed_in, "/dashboard/account")
-    r = signed_in.post("/dashboard/account", data={"csrf_token": token, "current_password": "wrong-one",
-                                                   "new_password": "brand-new-pass", "confirm": "brand-new-pass"})
+    url = "/dashboard/account/security/password"
+    token = token_of(signed_in, "/dashboard/account/security")
+    r = signed_in.post(url, data={"csrf_token": token, "current_password": "wrong-one",
+                                  "new_password": "brand-new-pass", "confirm": "brand-new-pass"})
     assert r.status_code == 422 and "the current password is wrong" in r.text
-    r = signed_in.post("/dashboard/account", data={"csrf_token": token, "current_password": PASSWORD,
-                                                   "new_password": "brand-new-pass", "confirm": "other-new-pass"})
+    r = signed_in.post(url, data={"csrf_token": token, "current_password": PASSWORD,
+                                  "new_password": "brand-new-pass", "confirm": "other-new-pass"})
     assert r.status_code == 422 and "The two new passwords differ." in r.text
-    assert reload(merchant).check_password(PASSWORD)
-    r = signed_in.post("/dashboard/account", data={"csrf_token": token, "current_password": PASSWORD,
-                                                   "new_password": "brand-new-pass", "confirm": "brand-new-pass"},
+    assert reload(owner_of(merchant)).check_password(PASSWORD)
+    r = signed_in.post(url, data={"csrf_token": token, "current_password": PASSWORD,
+                                  "new_password": "brand-new-pass", "confirm": "brand-new-pass"},
                        follow_redirects=True)
     assert "Your password was changed." in r.text
-    assert reload(merchant).check_password("brand-new-pass")
+    assert reload(owner_of(merchant)).check_password("brand-new-pass")
     signed_in.post("/dashboard/logout", data={"csrf_token": token})
     assert _login(client, merchant.email, PASSWORD).status_code == 401
     assert _login(client, merchant.email, "brand-new-pass").status_code == 302
@@ -75,21 +76,6 @@ def test_production_cookies_are_secure():
     from app.config import Production
 
     assert Production.SESSION_COOKIE_SECURE and Production.REMEMBER_COOKIE_SECURE
-
-
-@pytest.fixture
-def limited_client(app):
-    """A second app on the same database and Redis with rate limits on (tests turn them off)."""
-    redis_url = app.config["REDIS_URL"]
-    storage = redis_url.replace("unix://", "redis+unix://", 1) if redis_url.startswith("unix://") else redis_url
-    limited = create_app({"ENV_NAME": "testing", "SECRET_KEY": app.config["SECRET_KEY"],
-                          "DATABASE_URL": app.config["DATABASE_URL"], "REDIS_URL": redis_url,
-                          "RATELIMIT_ENABLED": True, "RATELIMIT_STORAGE_URI": storage}, instance_path=app.instance_path)
-    limited.test_client_class = app.test_client_class
-    try:
-        yield limited.test_client()
-    finally:
-        limiter.enabled = False  # the limiter is one global object: back to the test app's setting
 
 
 def test_failed_sign_ins_are_limited_per_account(limited_client, merchant, factories):
