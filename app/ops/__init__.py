@@ -55,10 +55,13 @@ def register_ops(app):
 
 def _note_who(logs):
     """The merchant (API key or dashboard session) and payment (a `pay_…` in the URL) of this request."""
-    merchant = g.get("merchant")
+    merchant = g.get("merchant")  # the API key's merchant
+    membership = g.get("membership")  # the dashboard's current merchant, if this request looked it up
+    if merchant is None and membership is not None:
+        merchant = membership.merchant
     user = g.get("_login_user")  # Flask-Login's loaded user, if this request loaded one
-    if merchant is None and user is not None and getattr(user, "is_authenticated", False):
-        merchant = user
+    if user is not None and getattr(user, "is_authenticated", False) and logs.current("user_id") is None:
+        logs.note(user_id=user.public_id)
     if merchant is not None and logs.current("merchant_id") is None:
         logs.note(merchant=merchant)
     for value in (request.view_args or {}).values():

@@ -64,6 +64,17 @@ def test_an_api_request_line_names_the_route_merchant_and_payment(client, factor
     assert "secret-query" not in text and key not in text
 
 
+def test_a_dashboard_request_line_names_the_current_merchant_and_the_person(client, factories, lines):
+    from tests.web.dashboard.conftest import owner_of, sign_in
+
+    merchant, _ = factories.merchant()
+    payment = factories.payment(merchant)
+    sign_in(client, merchant)
+    assert client.get(f"/dashboard/payments/{payment.public_id}").status_code == 200
+    [line] = [line for line in request_lines(lines()) if line.get("payment_id") == payment.public_id]
+    assert line["merchant_id"] == merchant.public_id and line["user_id"] == owner_of(merchant).public_id
+
+
 def test_the_request_id_is_carried_into_the_jobs_it_enqueues(client, factories, lines):
     merchant, key = factories.merchant()
     r = client.post("/api/v1/payments", headers={"Authorization": f"Bearer {key}", "X-Request-Id": "req-carried-1"},
