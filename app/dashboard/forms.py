@@ -76,10 +76,12 @@ class ApiKeyForm(FlaskForm):
                        render_kw={"placeholder": "e.g. Web shop"})
 
 
-def gateway_form(gateway, account):
+def gateway_form(gateway, account, submitted=False):
     """A settings form for one gateway, built from its `credential_fields` (so new gateways need no code here).
 
     Credential inputs are write-only: always rendered empty, with the stored value's last characters as hint.
+    Only the form that was `submitted` reads the request: every other one shows the stored state (read from
+    a POST of another form, an absent checkbox would mean "off" and its Save would switch the gateway off).
     """
     from app.security import mask
 
@@ -96,6 +98,6 @@ def gateway_form(gateway, account):
             label, validators=[Optional(), Length(max=4000)], description=hint,
             render_kw={"autocomplete": "off"}))
 
-    form = GatewayForm(prefix=gateway.code)
+    form = GatewayForm(prefix=gateway.code) if submitted else GatewayForm(prefix=gateway.code, formdata=None)
     form.credential_names = list(gateway.credential_fields)
     return form
