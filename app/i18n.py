@@ -47,6 +47,7 @@ def register_i18n(app):
     """Flask-Babel with our locale selector, the shopper filters, the switch's links and the `lang` cookie."""
     babel.init_app(app, locale_selector=select_locale, default_locale=DEFAULT_LANGUAGE)
     app.jinja_env.filters["shopper_money"] = lambda amount, currency: format_shopper_money(amount, currency)
+    app.jinja_env.filters["money_words"] = lambda amount, currency: format_money_words(amount, currency)
     app.jinja_env.filters["shopper_datetime"] = lambda value, currency: format_shopper_datetime(value, currency)
     app.jinja_env.globals["shopper_language"] = current_language
     app.jinja_env.globals["language_links"] = language_links
@@ -183,6 +184,34 @@ def format_money_in(amount, currency, locale):
     return text
 
 
+def typing_locale(currency):
+    """The locale whose decimal and group marks a person's typed amount is read in: the browser's language
+    (the dashboard's pages stay English, its users need not type like the English) in the currency's
+    country (see format_locale)."""
+    language = (request.accept_languages.best_match(list(LANGUAGES)) if has_request_context() else None)
+    return format_locale(language or DEFAULT_LANGUAGE, currency)
+
+
+def parse_typed_amount(text, currency):
+    """A typed amount → int minor units, by the currency's decimals and the typist's locale (MoneyError)."""
+    return money.parse_amount(text, currency, typing_locale(currency))
+
+
+def format_money_words(amount, currency, language=DEFAULT_LANGUAGE):
+    """An amount with the currency's name in `language` (the dashboard's English by default), to confirm
+    what was typed: 125000 VND → '125,000 Vietnamese dong', 1250 USD → '12.50 US dollars' (CLDR names and
+    plural forms)."""
+    from babel.numbers import format_decimal, get_currency_name
+
+    currency = money.normalize_currency(currency)
+    value = money.to_decimal(amount, currency)
+    locale = Locale.parse(_supported(language) or DEFAULT_LANGUAGE)
+    digits = money.exponent(currency)
+    number = format_decimal(value, format="#,##0" + ("." + "0" * digits if digits else ""), locale=locale,
+                            decimal_quantization=False)
+    return f"{number} {get_currency_name(currency, count=value, locale=locale)}"
+
+
 def format_shopper_money(amount, currency, language=None):
     """An amount for the shopper reading this page (or in `language`)."""
     return format_money_in(amount, currency, format_locale(language or current_language(), currency))
@@ -230,4 +259,5 @@ def countdown_formats():
 
 
 __all__ = ["LANGUAGES", "default_locale_for", "force_locale", "format_locale", "format_money_in",
+           "format_money_words", "parse_typed_amount", "typing_locale",
            "format_shopper_money", "format_shopper_datetime", "countdown_text", "register_i18n", "select_locale"]

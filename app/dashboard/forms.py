@@ -41,7 +41,8 @@ class ChangePasswordForm(FlaskForm):
 
 
 class PaymentLinkForm(FlaskForm):
-    amount = StringField("Amount", validators=[DataRequired(), Length(max=24)],
+    amount = StringField("Amount", validators=[DataRequired(), Length(max=40)],
+                         description="In the currency's own units: 125,000 for ₫125,000; 25.50 for $25.50.",
                          render_kw={"inputmode": "decimal", "autocomplete": "off", "placeholder": "e.g. 25.00"})
     currency = SelectField("Currency", choices=[(c, c) for c in sorted(money.EXPONENTS)])
     reference = StringField("Your reference", validators=[DataRequired(), Length(max=100)],
@@ -52,10 +53,12 @@ class PaymentLinkForm(FlaskForm):
     return_url = URLField("Back-to-shop address", validators=[DataRequired(), Length(max=2000)],
                           render_kw={"placeholder": "https://your-shop.example/thanks"})
     expires_in = SelectField("Link expires after", choices=EXPIRY_CHOICES, default="86400")
+    #: "<minor units> <currency>" the person saw in words and confirmed; any other amount is shown first.
+    confirmed_amount = HiddenField()
 
 
 class RefundForm(FlaskForm):
-    amount = StringField("Amount to refund", validators=[DataRequired(), Length(max=24)],
+    amount = StringField("Amount to refund", validators=[DataRequired(), Length(max=40)],
                          render_kw={"inputmode": "decimal", "autocomplete": "off"})
     reason = StringField("Reason", validators=[Optional(), Length(max=500)])
     #: Set by the confirmation page; without it the refund is only shown for confirmation.

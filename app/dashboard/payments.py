@@ -24,6 +24,7 @@ from app.dashboard.queries import (
 )
 from app.extensions import db
 from app.gateways import REGISTRY, get_gateway
+from app.i18n import parse_typed_amount
 from app.models import OutboxEvent, Payment, PaymentEvent, Refund, WebhookAttempt
 from app.serializers import checkout_url
 from app.services.errors import ServiceError
@@ -262,32 +263,43 @@ def resend_latest_webhook(public_id):
 @bp.route("/payments/new", methods=["GET", "POST"])
 @login_required
 def new_payment_link():
-    from app.services.payments import create_payment
+    from app.services.payments import create_payment, validate_new_payment
 
     last = db.session.scalar(select(Payment.return_url).where(Payment.merchant_id == current_user.id)
                              .order_by(Payment.id.desc()).limit(1))
     form = PaymentLinkForm(return_url=last)
+    preview = None
     if form.validate_on_submit():
         try:
-            amount = money.to_minor(form.amount.data, form.currency.data)
+            amount = parse_typed_amount(form.amount.data, form.currency.data)
+            money.validate_amount(amount)
         except money.MoneyError as exc:
             form.amount.errors.append(str(exc))
         else:
-            data = {"amount": amount, "currency": form.currency.data, "reference": form.reference.data,
-                    "description": form.description.data or None, "return_url": form.return_url.data,
-                    "expires_in": int(form.expires_in.data), "metadata": {"source": "dashboard_link"}}
-            if form.customer_email.data:
-                data["customer"] = {"email": form.customer_email.data}
+            data, seen = _link_data(form, amount), f"{amount} {form.currency.data}"
             try:
-                payment = create_payment(current_user, data)
+                validate_new_payment(data)
+                if form.confirmed_amount.data == seen:
+                    payment = create_payment(current_user, data)
+                    flash(f"Payment link created for {money.format_money(payment.amount, payment.currency)}. "
+                          "Copy it and send it to your customer.", "success")
+                    return redirect(url_for("dashboard.payment_detail", public_id=payment.public_id), 303)
             except ServiceError as exc:
                 db.session.rollback()
                 field = exc.field if exc.field in form._fields else "amount"
                 getattr(form, field).errors.append(exc.message)
             else:
-                flash(f"Payment link created for {money.format_money(payment.amount, payment.currency)}. "
-                      "Copy it and send it to your customer.", "success")
-                return redirect(url_for("dashboard.payment_detail", public_id=payment.public_id), 303)
+                # First the amount in words (no JavaScript needed); the link is made only for what was seen.
+                form.confirmed_amount.data, preview = seen, amount
     if form.errors:
-        flash("The payment link was not created: check the highlighted fields.", "error")
-    return render_template("dashboard/payments/new.html", form=form), (422 if form.errors else 200)
+        form.confirmed_amount.data = ""
+    return render_template("dashboard/payments/new.html", form=form, preview=preview), (422 if form.errors else 200)
+
+
+def _link_data(form, amount):
+    data = {"amount": amount, "currency": form.currency.data, "reference": form.reference.data,
+            "description": form.description.data or None, "return_url": form.return_url.data,
+            "expires_in": int(form.expires_in.data), "metadata": {"source": "dashboard_link"}}
+    if form.customer_email.data:
+        data["customer"] = {"email": form.customer_email.data}
+    return data

@@ -141,11 +141,15 @@ def test_create_a_payment_link(signed_in, merchant, http):
     token = token_of(signed_in, "/dashboard/payments/new")
     form = {"csrf_token": token, "amount": "12.5", "currency": "USD", "reference": "INV-7", "description": "Batik",
             "customer_email": "Buyer@Shop.Example", "return_url": "https://shop.example/thanks", "expires_in": "86400"}
-    r = signed_in.post("/dashboard/payments/new", data={**form, "amount": "12.345"})
+    r = signed_in.post("/dashboard/payments/new", data={**form, "amount": "12.3456"})
     assert r.status_code == 422 and "more decimals than USD allows" in r.text
     r = signed_in.post("/dashboard/payments/new", data={**form, "return_url": "ftp://nope"})
     assert r.status_code == 422 and "http(s) URL" in r.text
-    r = signed_in.post("/dashboard/payments/new", data=form, follow_redirects=True)
+    r = signed_in.post("/dashboard/payments/new", data=form)
+    assert r.status_code == 200 and "12.50 US dollars" in r.text  # shown back in words, nothing created yet
+    assert db.session.query(Payment).filter_by(reference="INV-7").count() == 0
+    r = signed_in.post("/dashboard/payments/new", data={**form, "confirmed_amount": "1250 USD"},
+                       follow_redirects=True)
     assert "Payment link created for $12.50" in r.text
     payment = db.session.query(Payment).filter_by(reference="INV-7").one()
     assert (payment.amount, payment.currency, payment.customer_email) == (1250, "USD", "buyer@shop.example")
@@ -154,3 +158,31 @@ def test_create_a_payment_link(signed_in, merchant, http):
     assert http.get(link).status_code == 200
     # The next link suggests the same back-to-shop address.
     assert 'value="https://shop.example/thanks"' in signed_in.get("/dashboard/payments/new").text
+
+
+def _confirmation(html):
+    return re.search(r'name="confirmed_amount" type="hidden" value="([^"]*)"', html).group(1)
+
+
+def test_payment_link_amount_is_read_by_the_currency_and_shown_back_in_words(signed_in):
+    """Regression: "125.000" VND was taken as 125 ₫ (VND has no decimals; Vietnamese group thousands with
+    a dot). The amount is read by the currency's decimals, confirmed in words, then created."""
+    token = token_of(signed_in, "/dashboard/payments/new")
+    form = {"csrf_token": token, "amount": "125.000", "currency": "VND", "reference": "VN-1",
+            "return_url": "https://shop.example/thanks", "expires_in": "86400"}
+    r = signed_in.post("/dashboard/payments/new", data=form)
+    assert r.status_code == 200 and "125,000 Vietnamese dong" in r.text
+    assert _confirmation(r.text) == "125000 VND"
+    # Changing the amount after seeing the words asks again for the new amount: nothing is created unseen.
+    r = signed_in.post("/dashboard/payments/new", data={**form, "amount": "250.000", "confirmed_amount": "125000 VND"})
+    assert r.status_code == 200 and "250,000 Vietnamese dong" in r.text and _confirmation(r.text) == "250000 VND"
+    assert db.session.query(Payment).filter_by(reference="VN-1").count() == 0
+    r = signed_in.post("/dashboard/payments/new", data={**form, "amount": "250.000", "confirmed_amount": "250000 VND"},
+                       follow_redirects=True)
+    assert "Payment link created for 250,000 ₫" in r.text
+    assert db.session.query(Payment).filter_by(reference="VN-1").one().amount == 250_000
+    # An entry that reads two ways is refused on the form, with how to write either.
+    r = signed_in.post("/dashboard/payments/new", data={**form, "reference": "US-1", "currency": "USD",
+                                                         "amount": "1.250"})
+    assert r.status_code == 422 and "ambiguous: write 1,250.00 or 1.25" in r.text
+    assert db.session.query(Payment).filter_by(reference="US-1").count() == 0
