@@ -126,23 +126,33 @@ def _pretty(data):
 @login_required
 def payment_detail(public_id):
     payment = owned_or_404(Payment, public_id)
+    refund_form = RefundForm(formdata=None, amount=money.format_plain(payment.refundable_amount, payment.currency))
+    return _detail_page(payment, refund_form)
+
+
+def _detail_page(payment, refund_form, status=200):
     events = db.session.scalars(
         select(OutboxEvent).where(OutboxEvent.payment_id == payment.id, OutboxEvent.merchant_id == current_user.id)
         .order_by(OutboxEvent.id.desc())
     ).all()
-    refund_form = RefundForm(formdata=None, amount=money.format_plain(payment.refundable_amount, payment.currency))
     return render_template(
         "dashboard/payments/detail.html", payment=payment, timeline=timeline(payment), events=events,
         gateway=get_gateway(payment.gateway) if payment.gateway else None, refund_form=refund_form,
         action_form=ActionForm(), can_refund=payment.status in PAID and payment.refundable_amount > 0,
         can_cancel=payment.status in OPEN, checkout_url=checkout_url(payment),
-    )
+    ), status
+
+
+def _exceeds(amount, payment):
+    return (f"{money.format_money(amount, payment.currency)} is more than the "
+            f"{money.format_money(payment.refundable_amount, payment.currency)} still refundable.")
 
 
 @bp.post("/payments/<public_id>/refund")
 @login_required
 def refund(public_id):
-    """Two steps: the form shows a confirmation page; the confirmation page's button asks for the refund."""
+    """Two steps: the form shows a confirmation page; the confirmation page's button asks for the refund.
+    An amount that cannot be refunded is refused on the form, before any confirmation."""
     payment = owned_or_404(Payment, public_id)
     form = RefundForm()
     back = url_for("dashboard.payment_detail", public_id=public_id)
@@ -150,11 +160,16 @@ def refund(public_id):
         flash_form_errors(form)
         return redirect(back)
     try:
-        amount = money.to_minor(form.amount.data, payment.currency)
+        amount = parse_typed_amount(form.amount.data, payment.currency)
         money.validate_amount(amount)
     except money.MoneyError as exc:
-        flash(f"Refund amount: {exc}.", "error")
-        return redirect(back)
+        form.amount.errors.append(f"{str(exc)[:1].upper()}{str(exc)[1:]}.")
+        amount = None
+    if amount is not None and payment.status in PAID and amount > payment.refundable_amount:
+        form.amount.errors.append(_exceeds(amount, payment))
+    if form.amount.errors:
+        flash(f"Refund refused: {form.amount.errors[0]}", "error")
+        return _detail_page(payment, form, 422)
     if form.confirmed.data != "yes":
         form.confirmed.data = "yes"
         gateway = get_gateway(payment.gateway) if payment.gateway else None
@@ -169,8 +184,7 @@ def refund(public_id):
         db.session.refresh(payment)
         message = exc.message
         if exc.code == "refund_exceeds_captured":
-            message = (f"{money.format_money(amount, payment.currency)} is more than the "
-                       f"{money.format_money(payment.refundable_amount, payment.currency)} still refundable.")
+            message = _exceeds(amount, payment)
         flash(f"Refund refused: {message}", "error")
         return redirect(back, 303)
     flash(f"Refund of {money.format_money(created.amount, created.currency)} requested ({created.status}).",
