@@ -53,6 +53,7 @@ def register_i18n(app):
     app.jinja_env.globals["language_links"] = language_links
     app.jinja_env.globals["countdown_text"] = countdown_text
     app.jinja_env.globals["countdown_formats"] = countdown_formats
+    app.jinja_env.globals["duration_words"] = duration_words
     app.jinja_env.globals["LANGUAGES"] = LANGUAGES
     app.jinja_env.globals["tr"] = translate
 
@@ -241,6 +242,21 @@ def countdown_text(seconds_left):
     return f"{minutes}:{seconds:02d}"
 
 
+def duration_words(seconds, language=DEFAULT_LANGUAGE):
+    """A wait or time left in CLDR words, to the minute (rounded up), in its two largest units:
+    '6 days 23 hours', '2 days', '3 hours 5 minutes', '14 minutes', '1 minute'."""
+    from babel.units import format_unit
+
+    minutes = max(1, -(-int(seconds) // 60))
+    days, rest = divmod(minutes, 1440)
+    hours, minutes = divmod(rest, 60)
+    parts = [(days, "duration-day"), (hours, "duration-hour"), (minutes, "duration-minute")]
+    first = next(i for i, (value, _) in enumerate(parts) if value)
+    shown = [(v, unit) for v, unit in parts[first:first + 2] if v]
+    locale = Locale.parse(_supported(language) or DEFAULT_LANGUAGE)
+    return " ".join(format_unit(v, unit, length="long", locale=locale) for v, unit in shown)
+
+
 def countdown_formats():
     """The countdown's words for checkout.js (placeholders {d}, {h}, {mm}), which keeps it ticking in the
     page's language."""
@@ -259,5 +275,5 @@ def countdown_formats():
 
 
 __all__ = ["LANGUAGES", "default_locale_for", "force_locale", "format_locale", "format_money_in",
-           "format_money_words", "parse_typed_amount", "typing_locale",
+           "format_money_words", "duration_words", "parse_typed_amount", "typing_locale",
            "format_shopper_money", "format_shopper_datetime", "countdown_text", "register_i18n", "select_locale"]

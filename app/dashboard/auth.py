@@ -1,6 +1,8 @@
 """Sign-in (rate-limited per address and per account), sign-out and changing the password."""
 
-from flask import flash, redirect, render_template, request, url_for
+import time
+
+from flask import flash, make_response, redirect, render_template, request, url_for
 from flask_limiter.util import get_remote_address
 from flask_login import current_user, login_required, login_user, logout_user
 from sqlalchemy import select
@@ -29,11 +31,22 @@ def _failed(response):
     return response.status_code == 401
 
 
+def _locked_out(limit):
+    """The sign-in page again, saying in words when to try again (not the limit's "5 per 15 minute")."""
+    from app.i18n import duration_words
+
+    wait = max(1, limit.reset_at - int(time.time()))
+    flash(f"Too many attempts. Try again in {duration_words(wait)}.", "error")
+    response = make_response(render_template("dashboard/login.html", form=LoginForm(formdata=None)), 429)
+    response.headers["Retry-After"] = str(wait)
+    return response
+
+
 @bp.route("/login", methods=["GET", "POST"])
 @limiter.limit(ADDRESS_LIMIT, key_func=get_remote_address, methods=["POST"], deduct_when=_failed,
-               scope="login-address")
+               scope="login-address", on_breach=_locked_out)
 @limiter.limit(ACCOUNT_LIMIT, key_func=_account_key, methods=["POST"], deduct_when=_failed,
-               scope="login-account")
+               scope="login-account", on_breach=_locked_out)
 def login():
     if current_user.is_authenticated:
         return redirect(url_for("dashboard.overview"))
