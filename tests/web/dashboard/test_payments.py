@@ -186,3 +186,24 @@ def test_payment_link_amount_is_read_by_the_currency_and_shown_back_in_words(sig
                                                          "amount": "1.250"})
     assert r.status_code == 422 and "ambiguous: write 1,250.00 or 1.25" in r.text
     assert db.session.query(Payment).filter_by(reference="US-1").count() == 0
+
+
+def test_money_and_gateway_names_are_shown_for_people(signed_in, merchant, factories, http, run_jobs):
+    """Regression: the timeline said "of 50000" for ৳500.00, and pages showed gateway codes (`testcard`)."""
+    from app.services.refunds import request_refund
+
+    payment = factories.payment(merchant, currency="BDT", amount=150_000, reference="BD-1")
+    pay(http, payment)
+    request_refund(reload(payment), 50_000, source="test")
+    run_jobs()
+    detail = signed_in.get(f"/dashboard/payments/{payment.public_id}").text
+    timeline = detail[detail.index('id="h-timeline"'):]
+    assert "of 50000" not in timeline and "of ৳500.00" in timeline
+    assert ">testcard<" not in detail and "Card (test acquirer)</td>" in detail  # the attempts table
+    assert "from testcard" not in timeline and "from Card (test acquirer)" in timeline
+    listing = signed_in.get("/dashboard/payments").text
+    assert '<td data-label="Gateway">Card (test acquirer)</td>' in listing
+    overview = signed_in.get("/dashboard/").text
+    assert ">testcard<" not in overview and "Card (test acquirer)" in overview
+    refunds = signed_in.get("/dashboard/refunds").text
+    assert "<small>testcard</small>" not in refunds and "Card (test acquirer)" in refunds
