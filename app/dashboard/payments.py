@@ -28,6 +28,7 @@ from app.i18n import parse_typed_amount
 from app.models import OutboxEvent, Payment, PaymentEvent, Refund, WebhookAttempt
 from app.serializers import checkout_url
 from app.services.errors import ServiceError
+from app.services.review import attempt_in_review
 from app.state_machine import OPEN, PAID
 
 CSV_COLUMNS = ["id", "created_at", "status", "amount", "currency", "amount_refunded", "reference",
@@ -140,6 +141,7 @@ def _detail_page(payment, refund_form, status=200):
         gateway=get_gateway(payment.gateway) if payment.gateway else None, refund_form=refund_form,
         action_form=ActionForm(), can_refund=payment.status in PAID and payment.refundable_amount > 0,
         can_cancel=payment.status in OPEN, checkout_url=checkout_url(payment),
+        review_attempt=attempt_in_review(payment),
     ), status
 
 
@@ -229,6 +231,31 @@ def cancel(public_id):
     else:
         flash(f"This payment is {payment.status.replace('_', ' ')} and can no longer be cancelled.", "error")
     return redirect(url_for("dashboard.payment_detail", public_id=public_id), 303)
+
+
+@bp.post("/payments/<public_id>/review/<decision>")
+@login_required
+# permission: payments.review (owner, admin)
+def review(public_id, decision):
+    """Approve or deny a payment its gateway's fraud detection holds for review (Midtrans' challenge)."""
+    from app.services.review import DECISIONS, decide_review
+
+    payment = owned_or_404(Payment, public_id)
+    if decision not in DECISIONS:
+        abort(404)
+    back = redirect(url_for("dashboard.payment_detail", public_id=public_id), 303)
+    if not ActionForm().validate_on_submit():
+        flash("The form expired; please try again.", "error")
+        return back
+    try:
+        decide_review(payment, decision, actor=current_user.email)
+    except ServiceError as exc:
+        db.session.rollback()
+        flash(f"Review not decided: {exc.message}.", "error")
+        return back
+    db.session.refresh(payment)
+    flash(f"{DECISIONS[decision]}: the payment is now {payment.status.replace('_', ' ')}.", "success")
+    return back
 
 
 @bp.post("/payments/<public_id>/reconcile")

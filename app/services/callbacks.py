@@ -245,6 +245,7 @@ def apply_result(payment, attempt, result, *, source):
         if not transition_attempt(attempt, _ENDED[outcome], reason=reason, source=source, data=data,
                                   changes=changes):
             return False, Ack.DUPLICATE
+        payment.needs_review = False  # the attempt held for review (if any) is decided: nothing waits now
         after_attempt_ended(payment, attempt, reason=reason, source=source)
         return True, Ack.OK
     if outcome == Outcome.PROCESSING:
