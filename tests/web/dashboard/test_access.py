@@ -26,6 +26,8 @@ ROUTES = [
     ("POST", "/dashboard/payments/{payment}/reconcile"),
     ("POST", "/dashboard/payments/{payment}/resend-webhook"),
     ("POST", "/dashboard/payments/{paid}/attempts/{attempt}/refund"),
+    ("POST", "/dashboard/payments/{payment}/review/approve"),
+    ("POST", "/dashboard/payments/{payment}/review/deny"),
     ("GET", "/dashboard/refunds"),
     ("POST", "/dashboard/refunds/{refund}/retry"),
     ("POST", "/dashboard/refunds/{refund}/fail"),
