@@ -207,3 +207,57 @@ def test_money_and_gateway_names_are_shown_for_people(signed_in, merchant, facto
     assert ">testcard<" not in overview and "Card (test acquirer)" in overview
     refunds = signed_in.get("/dashboard/refunds").text
     assert "<small>testcard</small>" not in refunds and "Card (test acquirer)" in refunds
+
+
+def test_search_by_the_start_of_a_reference_email_or_name(signed_in, merchant, other, factories):
+    """Regression: search was exact only. Now the start of the reference (as written), of the customer's
+    email or of their name (any case) finds the payment; short or unrelated text finds nothing extra."""
+    factories.payment(merchant, reference="INV-2026-0042", customer={"email": "Sari.Dewi@Mail.Example",
+                                                                     "name": "Sari Dewi"})
+    factories.payment(merchant, reference="INV-2026-0107", customer={"name": "Ömer Çelik"})
+    factories.payment(merchant, reference="ORD-9", customer={"email": "budi@shop.example"})
+    factories.payment(other, reference="INV-2026-0043", customer={"email": "sari@other.example", "name": "Sari X"})
+    get = lambda q: sorted(_refs(signed_in.get("/dashboard/payments", query_string={"q": q}).text))  # noqa: E731
+    assert get("INV-2026") == ["INV-2026-0042", "INV-2026-0107"]
+    assert get("INV-2026-01") == ["INV-2026-0107"]
+    assert get("inv-2026") == []  # a reference is the merchant's own text, matched as written
+    assert get("sari.d") == ["INV-2026-0042"] and get("SARI.DEWI@") == ["INV-2026-0042"]
+    assert get("sari dew") == ["INV-2026-0042"] and get("SARI") == ["INV-2026-0042"]  # the other merchant's: never
+    assert get("ömer ç") == ["INV-2026-0107"] and get("ÖMER") == ["INV-2026-0107"]
+    assert get("bud") == ["ORD-9"]
+    assert get("100%") == [] and get("INV_2026") == [] and get("in%") == []  # LIKE's wildcards are text here
+    assert get("Sa") == []  # under three characters only exact matches count
+    assert get("ORD-9") == ["ORD-9"]  # exact still works
+
+
+def test_prefix_search_is_served_by_indexes(merchant, factories):
+    """The prefix conditions walk the search indexes on either database (no scan of the merchant's rows)."""
+    from sqlalchemy import text
+    from werkzeug.datastructures import MultiDict
+
+    factories.payment(merchant, reference="INV-1", customer={"email": "a@b.example", "name": "Ana"})
+    from sqlalchemy import select
+
+    statement = queries.payments_query(queries.PaymentFilters.from_args(MultiDict({"q": "INV-"})), merchant.id)
+    compiled = statement.compile(dialect=db.engine.dialect, compile_kwargs={"literal_binds": True})
+    with db.engine.connect() as conn:
+        if db.engine.dialect.name == "postgresql":
+            # Enough rows that the planner's choice of index means something (2,000 copies of the payment).
+            fresh = {"public_id": "'pay_c' || g", "checkout_token": "'tok_c' || g", "reference": "'R-' || g",
+                     "customer_email": "'e' || g || '@x.example'", "customer_name": "'n' || g"}
+            columns = [c.name for c in Payment.__table__.columns if c.name != "id"]
+            conn.execute(text(f"INSERT INTO payments ({', '.join(columns)}) SELECT "
+                              f"{', '.join(fresh.get(c, f'p.{c}') for c in columns)} "
+                              "FROM payments p, generate_series(1, 2000) g"))
+            conn.execute(text("ANALYZE payments"))
+            for column in ("reference", "customer_email", "customer_name"):
+                one = select(Payment.id).where(Payment.merchant_id == merchant.id,
+                                               queries.starts_with(getattr(Payment, column), "r-12"))
+                sql = one.compile(dialect=db.engine.dialect, compile_kwargs={"literal_binds": True})
+                plan = "\n".join(r[0] for r in conn.execute(text(f"EXPLAIN {sql}")))
+                # The LIKE prefix became an index range (text_pattern_ops) on that column's index.
+                assert f"ix_payments_merchant_{column}" in plan and "~>=~" in plan, plan
+        else:
+            plan = "\n".join(str(r[-1]) for r in conn.execute(text(f"EXPLAIN QUERY PLAN {compiled}")))
+            for column in ("reference", "customer_email", "customer_name"):
+                assert f"INDEX ix_payments_merchant_{column} (merchant_id=? AND {column}>? AND {column}<?)" in plan, plan
