@@ -230,11 +230,14 @@ def format_shopper_datetime(value, currency, language=None):
 
 
 def countdown_text(seconds_left):
-    """The time left to pay: '4:05' under an hour, '2 h 05 min' under a day, '3 days 4 h' beyond."""
+    """The time left to pay: '4:05' under an hour, '2 h 05 min' under a day, '3 days 4 h' beyond ('2 days'
+    on the hour)."""
     seconds_left = max(0, int(seconds_left))
     days, rest = divmod(seconds_left, 86400)
     hours, rest = divmod(rest, 3600)
     minutes, seconds = divmod(rest, 60)
+    if days and not hours:
+        return ngettext("%(num)d day", "%(num)d days", days)
     if days:
         return ngettext("%(num)d day %(hours)d h", "%(num)d days %(hours)d h", days, hours=hours)
     if hours:
@@ -266,9 +269,12 @@ def countdown_formats():
         return text.replace("%(num)d", "{d}").replace("%(hours)d", "{h}").replace("%(minutes)02d", "{mm}")
 
     day_one, day_many = "%(num)d day %(hours)d h", "%(num)d days %(hours)d h"
+    whole_one, whole_many = "%(num)d day", "%(num)d days"
     return {
         "day": js(translations.ungettext(day_one, day_many, 1)),
         "days": js(translations.ungettext(day_one, day_many, 2)),
+        "day0": js(translations.ungettext(whole_one, whole_many, 1)),
+        "days0": js(translations.ungettext(whole_one, whole_many, 2)),
         "hours": js(translations.ugettext("%(hours)d h %(minutes)02d min")),
         "expired": translations.ugettext("expired"),
     }
