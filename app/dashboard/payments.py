@@ -25,7 +25,7 @@ from app.dashboard.queries import (
 from app.extensions import db
 from app.gateways import REGISTRY, get_gateway
 from app.i18n import parse_typed_amount
-from app.models import OutboxEvent, Payment, PaymentEvent, Refund, WebhookAttempt
+from app.models import OutboxEvent, Payment, PaymentEvent, Refund, WebhookAttempt, utcnow
 from app.serializers import checkout_url
 from app.services.errors import ServiceError
 from app.services.review import attempt_in_review
@@ -142,6 +142,7 @@ def _detail_page(payment, refund_form, status=200):
         action_form=ActionForm(), can_refund=payment.status in PAID and payment.refundable_amount > 0,
         can_cancel=payment.status in OPEN, checkout_url=checkout_url(payment),
         review_attempt=attempt_in_review(payment),
+        time_left=(payment.expires_at - utcnow()).total_seconds() if payment.status in OPEN else None,
     ), status
 
 

@@ -261,3 +261,14 @@ def test_prefix_search_is_served_by_indexes(merchant, factories):
             plan = "\n".join(str(r[-1]) for r in conn.execute(text(f"EXPLAIN QUERY PLAN {compiled}")))
             for column in ("reference", "customer_email", "customer_name"):
                 assert f"INDEX ix_payments_merchant_{column} (merchant_id=? AND {column}>? AND {column}<?)" in plan, plan
+
+
+def test_time_left_on_a_long_link_reads_in_days_and_hours(signed_in, merchant, factories):
+    """Regression: a week's link read "167h 59m"; the payment page says how long it stays open in words."""
+    week = factories.payment(merchant, expires_in=7 * 86400 - 30)
+    html = signed_in.get(f"/dashboard/payments/{week.public_id}").text
+    assert "(in 7 days)" in html and "167h" not in html
+    soon = factories.payment(merchant, expires_in=2 * 3600 + 5 * 60 - 10)
+    assert "(in 2 hours 5 minutes)" in signed_in.get(f"/dashboard/payments/{soon.public_id}").text
+    _set(soon, Status.CANCELLED)
+    assert "(in " not in signed_in.get(f"/dashboard/payments/{soon.public_id}").text  # closed: no time left
