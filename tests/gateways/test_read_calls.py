@@ -116,14 +116,19 @@ def test_expire_of_a_pending_transaction(http, midtrans):
     assert verify_notification(body, MIDTRANS["server_key"])
 
 
+def assert_cannot_modify(call, order_id):
+    """Midtrans' refusal to change a transaction in the state it is in: 412 and its message."""
+    with pytest.raises(midtransclient.error_midtrans.MidtransAPIError) as refused:
+        call(order_id)
+    assert refused.value.http_status_code == 412
+    assert refused.value.api_response_dict["status_message"] == "Merchant cannot modify the status of the transaction"
+
+
 @pytest.mark.parametrize("outcome", ["success", "challenge", "failure", "cancel"])
 def test_expire_of_a_transaction_that_is_not_pending_is_412(http, midtrans, outcome):
     snap, core = midtrans
     _midtrans_order(http, snap, f"exp-{outcome}", outcome)
-    with pytest.raises(midtransclient.error_midtrans.MidtransAPIError) as refused:
-        core.transactions.expire(f"exp-{outcome}")
-    assert refused.value.http_status_code == 412
-    assert refused.value.api_response_dict["status_message"] == "Merchant cannot modify the status of the transaction"
+    assert_cannot_modify(core.transactions.expire, f"exp-{outcome}")
 
 
 def test_expire_twice_and_of_unknown_orders(http, midtrans):
@@ -181,20 +186,14 @@ def test_approve_and_deny_of_a_challenged_card_payment(http, midtrans, decision,
     assert verify_notification(body, MIDTRANS["server_key"])
     # Decided once: a second approve or deny is refused as Midtrans refuses it.
     for again in ("approve", "deny"):
-        with pytest.raises(midtransclient.error_midtrans.MidtransAPIError) as refused:
-            getattr(core.transactions, again)(f"fds-{decision}")
-        assert refused.value.http_status_code == 412
-        assert refused.value.api_response_dict["status_message"] == (
-            "Merchant cannot modify the status of the transaction")
+        assert_cannot_modify(getattr(core.transactions, again), f"fds-{decision}")
 
 
 @pytest.mark.parametrize("outcome", ["success", "pending", "failure"])
 def test_approve_or_deny_of_a_transaction_not_challenged_is_412(http, midtrans, outcome):
     snap, core = midtrans
     _midtrans_order(http, snap, f"fds-{outcome}", outcome)
-    with pytest.raises(midtransclient.error_midtrans.MidtransAPIError) as refused:
-        core.transactions.approve(f"fds-{outcome}")
-    assert refused.value.http_status_code == 412
+    assert_cannot_modify(core.transactions.approve, f"fds-{outcome}")
     with pytest.raises(midtransclient.error_midtrans.MidtransAPIError) as missing:
         core.transactions.deny("no-such-order")
     assert missing.value.http_status_code == 404
