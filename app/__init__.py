@@ -117,9 +117,11 @@ def register_error_handlers(app):
 
 def register_template_helpers(app):
     from app import money
+    from app.gateways import gateway_display_name
     from app.state_machine import Status
 
     app.jinja_env.filters["money"] = lambda amount, currency: money.format_money(amount, currency)
+    app.jinja_env.filters["gateway_name"] = gateway_display_name
     app.jinja_env.globals["Status"] = Status
     app.jinja_env.globals["sandbox_on"] = app.config["SANDBOX"]
     from app.dashboard.access import current_can, current_membership

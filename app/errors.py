@@ -110,6 +110,8 @@ def register_error_handlers(app):
 
     @app.errorhandler(HTTPException)
     def http_error(exc):
+        if exc.response is not None:
+            return exc.response  # a page made for this refusal (the sign-in lockout: when to try again)
         if _wants_json():
             code = {404: "not_found", 405: "method_not_allowed", 429: "rate_limited"}.get(exc.code, "http_error")
             return api_error(exc.code, code, exc.description or TITLES.get(exc.code, "error"))

@@ -47,11 +47,13 @@ def register_i18n(app):
     """Flask-Babel with our locale selector, the shopper filters, the switch's links and the `lang` cookie."""
     babel.init_app(app, locale_selector=select_locale, default_locale=DEFAULT_LANGUAGE)
     app.jinja_env.filters["shopper_money"] = lambda amount, currency: format_shopper_money(amount, currency)
+    app.jinja_env.filters["money_words"] = lambda amount, currency: format_money_words(amount, currency)
     app.jinja_env.filters["shopper_datetime"] = lambda value, currency: format_shopper_datetime(value, currency)
     app.jinja_env.globals["shopper_language"] = current_language
     app.jinja_env.globals["language_links"] = language_links
     app.jinja_env.globals["countdown_text"] = countdown_text
     app.jinja_env.globals["countdown_formats"] = countdown_formats
+    app.jinja_env.globals["duration_words"] = duration_words
     app.jinja_env.globals["LANGUAGES"] = LANGUAGES
     app.jinja_env.globals["tr"] = translate
 
@@ -183,6 +185,34 @@ def format_money_in(amount, currency, locale):
     return text
 
 
+def typing_locale(currency):
+    """The locale whose decimal and group marks a person's typed amount is read in: the browser's language
+    (the dashboard's pages stay English, its users need not type like the English) in the currency's
+    country (see format_locale)."""
+    language = (request.accept_languages.best_match(list(LANGUAGES)) if has_request_context() else None)
+    return format_locale(language or DEFAULT_LANGUAGE, currency)
+
+
+def parse_typed_amount(text, currency):
+    """A typed amount → int minor units, by the currency's decimals and the typist's locale (MoneyError)."""
+    return money.parse_amount(text, currency, typing_locale(currency))
+
+
+def format_money_words(amount, currency, language=DEFAULT_LANGUAGE):
+    """An amount with the currency's name in `language` (the dashboard's English by default), to confirm
+    what was typed: 125000 VND → '125,000 Vietnamese dong', 1250 USD → '12.50 US dollars' (CLDR names and
+    plural forms)."""
+    from babel.numbers import format_decimal, get_currency_name
+
+    currency = money.normalize_currency(currency)
+    value = money.to_decimal(amount, currency)
+    locale = Locale.parse(_supported(language) or DEFAULT_LANGUAGE)
+    digits = money.exponent(currency)
+    number = format_decimal(value, format="#,##0" + ("." + "0" * digits if digits else ""), locale=locale,
+                            decimal_quantization=False)
+    return f"{number} {get_currency_name(currency, count=value, locale=locale)}"
+
+
 def format_shopper_money(amount, currency, language=None):
     """An amount for the shopper reading this page (or in `language`)."""
     return format_money_in(amount, currency, format_locale(language or current_language(), currency))
@@ -200,16 +230,34 @@ def format_shopper_datetime(value, currency, language=None):
 
 
 def countdown_text(seconds_left):
-    """The time left to pay: '4:05' under an hour, '2 h 05 min' under a day, '3 days 4 h' beyond."""
+    """The time left to pay: '4:05' under an hour, '2 h 05 min' under a day, '3 days 4 h' beyond ('2 days'
+    on the hour)."""
     seconds_left = max(0, int(seconds_left))
     days, rest = divmod(seconds_left, 86400)
     hours, rest = divmod(rest, 3600)
     minutes, seconds = divmod(rest, 60)
+    if days and not hours:
+        return ngettext("%(num)d day", "%(num)d days", days)
     if days:
         return ngettext("%(num)d day %(hours)d h", "%(num)d days %(hours)d h", days, hours=hours)
     if hours:
         return _("%(hours)d h %(minutes)02d min", hours=hours, minutes=minutes)
     return f"{minutes}:{seconds:02d}"
+
+
+def duration_words(seconds, language=DEFAULT_LANGUAGE):
+    """A wait or time left in CLDR words, to the minute (rounded up), in its two largest units:
+    '6 days 23 hours', '2 days', '3 hours 5 minutes', '14 minutes', '1 minute'."""
+    from babel.units import format_unit
+
+    minutes = max(1, -(-int(seconds) // 60))
+    days, rest = divmod(minutes, 1440)
+    hours, minutes = divmod(rest, 60)
+    parts = [(days, "duration-day"), (hours, "duration-hour"), (minutes, "duration-minute")]
+    first = next(i for i, (value, _) in enumerate(parts) if value)
+    shown = [(v, unit) for v, unit in parts[first:first + 2] if v]
+    locale = Locale.parse(_supported(language) or DEFAULT_LANGUAGE)
+    return " ".join(format_unit(v, unit, length="long", locale=locale) for v, unit in shown)
 
 
 def countdown_formats():
@@ -221,13 +269,17 @@ def countdown_formats():
         return text.replace("%(num)d", "{d}").replace("%(hours)d", "{h}").replace("%(minutes)02d", "{mm}")
 
     day_one, day_many = "%(num)d day %(hours)d h", "%(num)d days %(hours)d h"
+    whole_one, whole_many = "%(num)d day", "%(num)d days"
     return {
         "day": js(translations.ungettext(day_one, day_many, 1)),
         "days": js(translations.ungettext(day_one, day_many, 2)),
+        "day0": js(translations.ungettext(whole_one, whole_many, 1)),
+        "days0": js(translations.ungettext(whole_one, whole_many, 2)),
         "hours": js(translations.ugettext("%(hours)d h %(minutes)02d min")),
         "expired": translations.ugettext("expired"),
     }
 
 
 __all__ = ["LANGUAGES", "default_locale_for", "force_locale", "format_locale", "format_money_in",
+           "format_money_words", "duration_words", "parse_typed_amount", "typing_locale",
            "format_shopper_money", "format_shopper_datetime", "countdown_text", "register_i18n", "select_locale"]

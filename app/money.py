@@ -121,3 +121,118 @@ def format_money(amount, currency):
         sep = " " if symbol.isalpha() else ""
         return f"{sign}{symbol}{sep}{number}"
     return f"{sign}{number} {currency}"
+
+
+# --- amounts typed by a person ---------------------------------------------------------------------------
+
+class AmbiguousAmount(MoneyError):
+    """An entry that reads as two different amounts (e.g. "1.250" USD: 1.25 or 1,250.00)."""
+
+
+#: Characters people put between groups of digits besides the locale's own: spaces of every width, the
+#: apostrophe (Swiss), and the locale's symbols.
+_SPACES = {" ", "\xa0", "\u202f", "\u2009", "'", "’"}
+_MAX_DIGITS = 30
+_DIGITS = set("0123456789")
+
+
+def _grouped(integer_part, sep):
+    """Whether `integer_part` is digits grouped by `sep` in threes (1,250,000) or the South Asian way
+    (12,50,000: threes at the end, twos before)."""
+    groups = integer_part.split(sep)
+    if not all(g and set(g) <= _DIGITS for g in groups) or len(groups) < 2:
+        return False
+    head, middle, last = groups[0], groups[1:-1], groups[-1]
+    if len(last) != 3 or not 1 <= len(head) <= 3 or head.startswith("0"):
+        return False
+    return all(len(g) == 3 for g in middle) or (len(head) <= 2 and all(len(g) == 2 for g in middle))
+
+
+def _strip_currency(text, currency):
+    from babel.numbers import get_currency_symbol
+
+    marks = {currency, currency.lower(), SYMBOLS.get(currency, currency)}
+    for locale in ("en", "vi", "id", "ne", "bn", "en_IN"):
+        marks.add(get_currency_symbol(currency, locale))
+    for mark in sorted(marks, key=len, reverse=True):
+        if text.upper().startswith(mark.upper()):
+            text = text[len(mark):]
+        if text.upper().endswith(mark.upper()):
+            text = text[:-len(mark)]
+    return text.strip("".join(_SPACES))
+
+
+def parse_amount(text, currency, locale="en"):
+    """A person's amount → int minor units, read by the currency's decimals and the locale's separators.
+
+    "125.000" VND is 125000 (VND has no decimals, so the dot can only group thousands, as Vietnamese
+    write it), "1,250.50" USD is 125050, "1.250,50" too (whichever mark comes last is the decimal one),
+    "12,50,000" BDT is grouped in lakhs. One mark followed by exactly three digits in a currency with
+    decimals is a thousands group when it is the locale's group mark ("1,250" in English) and ambiguous
+    when it is the locale's decimal mark ("1.250" in English could be 1.25 mistyped): AmbiguousAmount,
+    whose message says how to write either. A currency sign or code around the number, spaces and
+    non-Latin digits (০-৯, ०-९) are accepted; signs, letters and more decimals than the currency has are
+    refused with MoneyError.
+    """
+    from babel import Locale
+    from babel.numbers import get_decimal_symbol, get_group_symbol
+
+    currency = normalize_currency(currency)
+    if not isinstance(text, str):
+        raise MoneyError("enter the amount as text, e.g. 25.00")
+    raw = text.strip()
+    if not raw:
+        raise MoneyError("enter an amount")
+    if len(raw) > 60:
+        raise MoneyError("that is too long to be an amount")
+    exp = EXPONENTS[currency]
+    locale = Locale.parse(locale)
+    decimal_mark, group_mark = get_decimal_symbol(locale), get_group_symbol(locale)
+    body = "".join(str(int(c)) if c.isdecimal() else c for c in _strip_currency(raw, currency))
+    if body[:1] in "-−+":
+        raise MoneyError("enter the amount without a sign")
+    for space in _SPACES | ({group_mark} - {".", ","}):
+        body = body.replace(space, " ")
+    if not body or any(c not in _DIGITS and c not in ". ," for c in body) or not _DIGITS & set(body):
+        raise MoneyError(f"“{raw}” is not an amount; write it like {_example(exp, decimal_mark, group_mark)}")
+    marks = [c for c in body if c in ".,"]
+    integer, fraction = body, ""
+    if marks:
+        last = marks[-1]
+        at = body.rindex(last)
+        after = body[at + 1:]
+        once = marks.count(last) == 1
+        can_group = once and len(after) == 3 and _grouped(body.replace(" ", ""), last)
+        if len(set(marks)) == 2 or (once and not can_group):
+            integer, fraction = body[:at], after  # the last mark is the decimal one
+            if not fraction or not set(fraction) <= _DIGITS:
+                raise MoneyError(f"“{raw}” is not an amount")
+        elif can_group and exp and last == decimal_mark:
+            # Both readings are amounts of this currency: 1.250 is 1.25 mistyped or 1,250 grouped.
+            whole = body[:at].replace(" ", "")
+            raise AmbiguousAmount(
+                f"“{raw}” is ambiguous: write {_example(exp, decimal_mark, group_mark, whole + after)} or "
+                f"{whole}{decimal_mark}{after[:exp]} to say which amount of {currency} you mean")
+    group = next((m for m in marks if integer.count(m)), None)
+    if " " in integer.strip():
+        if group is not None and group != " ":
+            raise MoneyError(f"“{raw}” mixes spaces and marks between digit groups")
+        group, integer = " ", integer.strip()
+    if group is not None:
+        if not _grouped(integer, group):
+            raise MoneyError(f"“{raw}” is not an amount: its digits are not grouped in thousands")
+        integer = integer.replace(group, "")
+    if len(fraction) > exp:
+        raise MoneyError(f"{currency} has no decimals" if exp == 0 else
+                         f"“{raw}” has more decimals than {currency} allows ({exp})")
+    if not integer:
+        integer = "0"
+    if not set(integer) <= _DIGITS or len(integer) + len(fraction) > _MAX_DIGITS:
+        raise MoneyError(f"“{raw}” is not an amount")
+    return int(integer) * 10**exp + int((fraction + "0" * exp)[:exp] or 0)
+
+
+def _example(exp, decimal_mark, group_mark, digits="1250"):
+    """`digits` written with grouping and the currency's decimals in the locale's marks: 1,250.00."""
+    grouped = f"{int(digits):,}".replace(",", "\0").replace("\0", group_mark)
+    return grouped + (decimal_mark + "0" * exp if exp else "")

@@ -80,7 +80,10 @@ def load(app, rows):
                CASE {' '.join(thresholds[:-1])} ELSE '{STATUSES[-1][0]}' END AS st,
                CASE {' '.join(currency_cases[:-1])} ELSE '{CURRENCIES[-1][0]}' END AS cur,
                (now() AT TIME ZONE 'utc') - rt * interval '90 days' AS created,
-               CASE WHEN re < 0.7 THEN 'customer' || (1 + floor(rn * 200000))::int || '@mail.example' END AS email
+               CASE WHEN re < 0.7 THEN 'customer' || (1 + floor(rn * 200000))::int || '@mail.example' END AS email,
+               CASE WHEN re < 0.5 THEN (ARRAY['Sari', 'Budi', 'Dewi', 'Nguyen', 'Rahim', 'Anjali', 'Tran',
+                                             'Putri'])[1 + floor(rm * 8)::int % 8]
+                                       || ' Customer' || (1 + floor(rn * 50000))::int END AS name
         FROM s
     ), u AS (
         SELECT t.*, CASE WHEN st = 'pending' THEN NULL ELSE ({gateways})[1 + floor(rg * {len(GATEWAYS)})::int] END AS gw,
@@ -91,7 +94,7 @@ def load(app, rows):
     , p AS (
     INSERT INTO payments (public_id, merchant_id, reference, description, amount, currency, status, version,
         gateway, attempt_count, checkout_token, return_url, expires_at,
-        items, customer, customer_email, metadata, amount_refunded, late_success, needs_review, created_at,
+        items, customer, customer_email, customer_name, metadata, amount_refunded, late_success, needs_review, created_at,
         updated_at, paid_at)
     SELECT 'pay_' || substr(md5(g::text || 'p'), 1, 24),
            CASE WHEN rm < 0.8 THEN :merchant ELSE (:others)[1 + floor(rm * 1000)::int % 3] END,
@@ -99,7 +102,7 @@ def load(app, rows):
            gw, CASE WHEN gw IS NULL THEN 0 ELSE 1 END,
            md5(g::text || 't') || substr(md5(g::text || 'u'), 1, 16), 'https://shop.example/return',
            created + interval '15 minutes', '[]'::jsonb,
-           CASE WHEN email IS NULL THEN '{{}}'::jsonb ELSE jsonb_build_object('email', email) END, email,
+           jsonb_strip_nulls(jsonb_build_object('email', email, 'name', name)), email, lower(name),
            '{{}}'::jsonb,
            CASE WHEN st = 'refunded' THEN amt WHEN st = 'partially_refunded' THEN amt / 3 ELSE 0 END,
            false, false, created, created, CASE WHEN paid THEN created + interval '2 minutes' END
@@ -135,9 +138,10 @@ def sample_values(merchant_id, deep_offset):
     from app.extensions import db
 
     row = db.session.execute(text(
-        "SELECT p.public_id, p.reference, a.reference AS gateway_reference, p.customer_email FROM payments p "
+        "SELECT p.public_id, p.reference, a.reference AS gateway_reference, p.customer_email, "
+        "p.customer->>'name' AS customer_name FROM payments p "
         "JOIN payment_attempts a ON a.payment_id = p.id "
-        "WHERE p.merchant_id = :m AND p.customer_email IS NOT NULL "
+        "WHERE p.merchant_id = :m AND p.customer_email IS NOT NULL AND p.customer_name IS NOT NULL "
         "ORDER BY p.created_at DESC LIMIT 1 OFFSET 5000"), {"m": merchant_id}).one()
     deep = db.session.execute(text(
         "SELECT created_at, id FROM payments WHERE merchant_id = :m ORDER BY created_at DESC, id DESC "
@@ -229,6 +233,14 @@ def main():
         ("search: gateway reference", {"q": sample.gateway_reference}),
         ("search: customer email", {"q": sample.customer_email.upper()}),
         ("search: no match", {"q": "nothing-matches-this"}),
+        # Prefix search (from 3 characters): the start of the reference as written, of the email or of the
+        # customer's name in any case; the broad ones match thousands of rows at a million payments.
+        ("search prefix: reference less its last 2 digits (100)", {"q": sample.reference[:-2]}),
+        ("search prefix: reference less its last 4 (10,000)", {"q": sample.reference[:-4]}),
+        ("search prefix: customer email", {"q": sample.customer_email[:11].upper()}),
+        ("search prefix: customer name less its last digit", {"q": sample.customer_name[:-1].upper()}),
+        ("search prefix: first name only (1/16 of all)", {"q": sample.customer_name.split()[0]}),
+        ("search prefix: no match", {"q": "zzz-nothing"}),
     ]
 
     client = app.test_client()

@@ -7,7 +7,7 @@ the user loader refuses a cookie whose session has ended.
 
 import time
 
-from flask import flash, redirect, render_template, request, session, url_for
+from flask import flash, make_response, redirect, render_template, request, session, url_for
 from flask_limiter.util import get_remote_address
 from flask_login import current_user, login_user, logout_user
 
@@ -41,14 +41,25 @@ def _failed(response):
     return response.status_code == 401
 
 
+def _locked_out(limit):
+    """The sign-in page again, saying in words when to try again (not the limit's "5 per 15 minute")."""
+    from app.i18n import duration_words
+
+    wait = max(1, limit.reset_at - int(time.time()))
+    flash(f"Too many attempts. Try again in {duration_words(wait)}.", "error")
+    response = make_response(render_template("dashboard/login.html", form=LoginForm(formdata=None)), 429)
+    response.headers["Retry-After"] = str(wait)
+    return response
+
+
 def _limited(scope, account_key):
     """Rate-limit a sign-in step: failed POSTs (401) per address and per account (`account_key`)."""
 
     def decorate(view):
         view = limiter.limit(ACCOUNT_LIMIT, key_func=account_key, methods=["POST"], deduct_when=_failed,
-                             scope=f"{scope}-account")(view)
+                             scope=f"{scope}-account", on_breach=_locked_out)(view)
         return limiter.limit(ADDRESS_LIMIT, key_func=get_remote_address, methods=["POST"], deduct_when=_failed,
-                             scope=f"{scope}-address")(view)
+                             scope=f"{scope}-address", on_breach=_locked_out)(view)
 
     return decorate
 

@@ -91,7 +91,8 @@ def member_rules_form(merchant, formdata=None):
 
 
 class PaymentLinkForm(FlaskForm):
-    amount = StringField("Amount", validators=[DataRequired(), Length(max=24)],
+    amount = StringField("Amount", validators=[DataRequired(), Length(max=40)],
+                         description="In the currency's own units: 125,000 for ₫125,000; 25.50 for $25.50.",
                          render_kw={"inputmode": "decimal", "autocomplete": "off", "placeholder": "e.g. 25.00"})
     currency = SelectField("Currency", choices=[(c, c) for c in sorted(money.EXPONENTS)])
     reference = StringField("Your reference", validators=[DataRequired(), Length(max=100)],
@@ -102,10 +103,12 @@ class PaymentLinkForm(FlaskForm):
     return_url = URLField("Back-to-shop address", validators=[DataRequired(), Length(max=2000)],
                           render_kw={"placeholder": "https://your-shop.example/thanks"})
     expires_in = SelectField("Link expires after", choices=EXPIRY_CHOICES, default="86400")
+    #: "<minor units> <currency>" the person saw in words and confirmed; any other amount is shown first.
+    confirmed_amount = HiddenField()
 
 
 class RefundForm(FlaskForm):
-    amount = StringField("Amount to refund", validators=[DataRequired(), Length(max=24)],
+    amount = StringField("Amount to refund", validators=[DataRequired(), Length(max=40)],
                          render_kw={"inputmode": "decimal", "autocomplete": "off"})
     reason = StringField("Reason", validators=[Optional(), Length(max=500)])
     #: Set by the confirmation page; without it the refund is only shown for confirmation.
@@ -126,10 +129,12 @@ class ApiKeyForm(FlaskForm):
                        render_kw={"placeholder": "e.g. Web shop"})
 
 
-def gateway_form(gateway, account):
+def gateway_form(gateway, account, submitted=False):
     """A settings form for one gateway, built from its `credential_fields` (so new gateways need no code here).
 
     Credential inputs are write-only: always rendered empty, with the stored value's last characters as hint.
+    Only the form that was `submitted` reads the request: every other one shows the stored state (read from
+    a POST of another form, an absent checkbox would mean "off" and its Save would switch the gateway off).
     """
     from app.security import mask
 
@@ -146,6 +151,6 @@ def gateway_form(gateway, account):
             label, validators=[Optional(), Length(max=4000)], description=hint,
             render_kw={"autocomplete": "off"}))
 
-    form = GatewayForm(prefix=gateway.code)
+    form = GatewayForm(prefix=gateway.code) if submitted else GatewayForm(prefix=gateway.code, formdata=None)
     form.credential_names = list(gateway.credential_fields)
     return form

@@ -137,7 +137,7 @@ def bar_chart(points, *, width=600, height=160):
 
 def rate_chart(gateways, *, width=600, row=34):
     """Geometry for horizontal success-rate bars, one row per gateway."""
-    label_w = 150
+    label_w = 260  # room for a gateway's display name ("SSLCommerz (cards, mobile banking)" at the label size)
     rows = []
     for i, (code, g) in enumerate(gateways.items()):
         rate = g["rate"] or 0

@@ -25,10 +25,12 @@ from app.dashboard.queries import (
 )
 from app.extensions import db
 from app.gateways import REGISTRY, get_gateway
-from app.models import AuditEvent, OutboxEvent, Payment, PaymentEvent, Refund, WebhookAttempt
+from app.i18n import parse_typed_amount
+from app.models import AuditEvent, OutboxEvent, Payment, PaymentEvent, Refund, WebhookAttempt, utcnow
 from app.serializers import checkout_url
 from app.services.audit import ACTIONS
 from app.services.errors import ServiceError
+from app.services.review import attempt_in_review
 from app.state_machine import OPEN, PAID
 
 CSV_COLUMNS = ["id", "created_at", "status", "amount", "currency", "amount_refunded", "reference",
@@ -133,17 +135,28 @@ def _pretty(data):
 @requires("payments.read")
 def payment_detail(public_id):
     payment = owned_or_404(Payment, public_id)
+    refund_form = RefundForm(formdata=None, amount=money.format_plain(payment.refundable_amount, payment.currency))
+    return _detail_page(payment, refund_form)
+
+
+def _detail_page(payment, refund_form, status=200):
     events = db.session.scalars(
         select(OutboxEvent).where(OutboxEvent.payment_id == payment.id, OutboxEvent.merchant_id == current_merchant.id)
         .order_by(OutboxEvent.id.desc())
     ).all()
-    refund_form = RefundForm(formdata=None, amount=money.format_plain(payment.refundable_amount, payment.currency))
     return render_template(
         "dashboard/payments/detail.html", payment=payment, timeline=timeline(payment), events=events,
         gateway=get_gateway(payment.gateway) if payment.gateway else None, refund_form=refund_form,
         action_form=ActionForm(), can_refund=payment.status in PAID and payment.refundable_amount > 0,
         can_cancel=payment.status in OPEN, checkout_url=checkout_url(payment), audit_actions=ACTIONS,
-    )
+        review_attempt=attempt_in_review(payment),
+        time_left=(payment.expires_at - utcnow()).total_seconds() if payment.status in OPEN else None,
+    ), status
+
+
+def _exceeds(amount, payment):
+    return (f"{money.format_money(amount, payment.currency)} is more than the "
+            f"{money.format_money(payment.refundable_amount, payment.currency)} still refundable.")
 
 
 def _over_support_limit(payment, amount):
@@ -163,7 +176,8 @@ def _over_support_limit(payment, amount):
 @bp.post("/payments/<public_id>/refund")
 @requires("refunds.create")
 def refund(public_id):
-    """Two steps: the form shows a confirmation page; the confirmation page's button asks for the refund."""
+    """Two steps: the form shows a confirmation page; the confirmation page's button asks for the refund.
+    An amount that cannot be refunded is refused on the form, before any confirmation."""
     payment = owned_or_404(Payment, public_id)
     form = RefundForm()
     back = url_for("dashboard.payment_detail", public_id=public_id)
@@ -171,15 +185,19 @@ def refund(public_id):
         flash_form_errors(form)
         return redirect(back)
     try:
-        amount = money.to_minor(form.amount.data, payment.currency)
+        amount = parse_typed_amount(form.amount.data, payment.currency)
         money.validate_amount(amount)
     except money.MoneyError as exc:
-        flash(f"Refund amount: {exc}.", "error")
-        return redirect(back)
-    limited = _over_support_limit(payment, amount)
+        form.amount.errors.append(f"{str(exc)[:1].upper()}{str(exc)[1:]}.")
+        amount = None
+    if amount is not None and payment.status in PAID and amount > payment.refundable_amount:
+        form.amount.errors.append(_exceeds(amount, payment))
+    limited = amount is not None and not form.amount.errors and _over_support_limit(payment, amount)
     if limited:
-        flash(f"Refund refused: {limited}", "error")
-        return redirect(back, 303)
+        form.amount.errors.append(f"{limited[:1].upper()}{limited[1:]}")
+    if form.amount.errors:
+        flash(f"Refund refused: {form.amount.errors[0]}", "error")
+        return _detail_page(payment, form, 422)
     if form.confirmed.data != "yes":
         form.confirmed.data = "yes"
         gateway = get_gateway(payment.gateway) if payment.gateway else None
@@ -195,8 +213,7 @@ def refund(public_id):
         db.session.refresh(payment)
         message = exc.message
         if exc.code == "refund_exceeds_captured":
-            message = (f"{money.format_money(amount, payment.currency)} is more than the "
-                       f"{money.format_money(payment.refundable_amount, payment.currency)} still refundable.")
+            message = _exceeds(amount, payment)
         flash(f"Refund refused: {message}", "error")
         return redirect(back, 303)
     flash(f"Refund of {money.format_money(created.amount, created.currency)} requested ({created.status}).",
@@ -249,6 +266,30 @@ def cancel(public_id):
     return redirect(url_for("dashboard.payment_detail", public_id=public_id), 303)
 
 
+@bp.post("/payments/<public_id>/review/<decision>")
+@requires("payments.review")
+def review(public_id, decision):
+    """Approve or deny a payment its gateway's fraud detection holds for review (Midtrans' challenge)."""
+    from app.services.review import DECISIONS, decide_review
+
+    payment = owned_or_404(Payment, public_id)
+    if decision not in DECISIONS:
+        abort(404)
+    back = redirect(url_for("dashboard.payment_detail", public_id=public_id), 303)
+    if not ActionForm().validate_on_submit():
+        flash("The form expired; please try again.", "error")
+        return back
+    try:
+        decide_review(payment, decision, actor=dashboard_actor())
+    except ServiceError as exc:
+        db.session.rollback()
+        flash(f"Review not decided: {exc.message}.", "error")
+        return back
+    db.session.refresh(payment)
+    flash(f"{DECISIONS[decision]}: the payment is now {payment.status.replace('_', ' ')}.", "success")
+    return back
+
+
 @bp.post("/payments/<public_id>/reconcile")
 @requires("payments.reconcile")
 def reconcile(public_id):
@@ -295,33 +336,44 @@ def resend_latest_webhook(public_id):
 @bp.route("/payments/new", methods=["GET", "POST"])
 @requires("payments.create")
 def new_payment_link():
-    from app.services.payments import create_payment
+    from app.services.payments import create_payment, validate_new_payment
 
     last = db.session.scalar(select(Payment.return_url).where(Payment.merchant_id == current_merchant.id)
                              .order_by(Payment.id.desc()).limit(1))
     form = PaymentLinkForm(return_url=last)
+    preview = None
     if form.validate_on_submit():
         try:
-            amount = money.to_minor(form.amount.data, form.currency.data)
+            amount = parse_typed_amount(form.amount.data, form.currency.data)
+            money.validate_amount(amount)
         except money.MoneyError as exc:
             form.amount.errors.append(str(exc))
         else:
-            data = {"amount": amount, "currency": form.currency.data, "reference": form.reference.data,
-                    "description": form.description.data or None, "return_url": form.return_url.data,
-                    "expires_in": int(form.expires_in.data), "metadata": {"source": "dashboard_link"}}
-            if form.customer_email.data:
-                data["customer"] = {"email": form.customer_email.data}
+            data, seen = _link_data(form, amount), f"{amount} {form.currency.data}"
             try:
-                payment = create_payment(current_merchant, data, actor=dashboard_actor(),
-                                         action="payment.link_created")
+                validate_new_payment(data)
+                if form.confirmed_amount.data == seen:
+                    payment = create_payment(current_merchant, data, actor=dashboard_actor(),
+                                             action="payment.link_created")
+                    flash(f"Payment link created for {money.format_money(payment.amount, payment.currency)}. "
+                          "Copy it and send it to your customer.", "success")
+                    return redirect(url_for("dashboard.payment_detail", public_id=payment.public_id), 303)
             except ServiceError as exc:
                 db.session.rollback()
                 field = exc.field if exc.field in form._fields else "amount"
                 getattr(form, field).errors.append(exc.message)
             else:
-                flash(f"Payment link created for {money.format_money(payment.amount, payment.currency)}. "
-                      "Copy it and send it to your customer.", "success")
-                return redirect(url_for("dashboard.payment_detail", public_id=payment.public_id), 303)
+                # First the amount in words (no JavaScript needed); the link is made only for what was seen.
+                form.confirmed_amount.data, preview = seen, amount
     if form.errors:
-        flash("The payment link was not created: check the highlighted fields.", "error")
-    return render_template("dashboard/payments/new.html", form=form), (422 if form.errors else 200)
+        form.confirmed_amount.data = ""
+    return render_template("dashboard/payments/new.html", form=form, preview=preview), (422 if form.errors else 200)
+
+
+def _link_data(form, amount):
+    data = {"amount": amount, "currency": form.currency.data, "reference": form.reference.data,
+            "description": form.description.data or None, "return_url": form.return_url.data,
+            "expires_in": int(form.expires_in.data), "metadata": {"source": "dashboard_link"}}
+    if form.customer_email.data:
+        data["customer"] = {"email": form.customer_email.data}
+    return data

@@ -10,14 +10,17 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from urllib.parse import urlencode
 
-from sqlalchemy import or_, select, tuple_
+from sqlalchemy import and_, func, or_, select, tuple_, union
 
 from app import money
+from app.extensions import db
 from app.gateways import REGISTRY
 from app.models import Payment, PaymentAttempt
 from app.state_machine import Status
 
 PAGE_SIZE = 50
+#: Shorter text is searched for exact matches only (a prefix of one or two characters matches too much).
+PREFIX_MIN = 3
 STATUSES = [s.value for s in Status]
 
 
@@ -98,19 +101,39 @@ class PaymentFilters:
         if self.date_to:
             query = query.where(Payment.created_at < datetime.combine(self.date_to + timedelta(days=1), time.min))
         if self.q:
-            # Exact matches only, each served by an index: our id, the merchant's reference, the gateway's
-            # references, the customer's email.
+            # Exact matches, each served by an index: our id, the merchant's reference, the gateway's
+            # references, the customer's email; and, from PREFIX_MIN characters on, the start of the
+            # reference (as written), of the email or of the customer's name (both stored lower-cased).
             q = self.q
             by_attempt = select(PaymentAttempt.payment_id).where(
                 PaymentAttempt.merchant_id == merchant_id,
                 or_(PaymentAttempt.reference == q, PaymentAttempt.transaction_id == q, PaymentAttempt.public_id == q))
-            query = query.where(or_(
-                Payment.public_id == q,
-                Payment.reference == q,
-                Payment.id.in_(by_attempt),
-                Payment.customer_email == q.lower(),
-            ))
+            matches = [Payment.public_id == q, Payment.reference == q, Payment.customer_email == q.lower()]
+            if len(q) >= PREFIX_MIN:
+                matches += [starts_with(Payment.reference, q), starts_with(Payment.customer_email, q.lower()),
+                            starts_with(Payment.customer_name, q.lower())]
+            # One SELECT per condition, joined by UNION: each walks its own index on both databases (as one
+            # OR, SQLite reads the merchant's whole created_at index instead).
+            found = union(by_attempt, *(select(Payment.id).where(Payment.merchant_id == merchant_id, match)
+                                        for match in matches))
+            query = query.where(Payment.id.in_(select(found.subquery())))
         return query
+
+
+def starts_with(column, prefix):
+    """`column` starts with `prefix`, written so the database walks an index on it: on PostgreSQL a LIKE
+    with a constant pattern (the index has text_pattern_ops; `%` and `_` in the text are escaped), on SQLite
+    the range [prefix, prefix with its last character's successor) of the BINARY-ordered index, plus an exact
+    check of the start for characters at the top of Unicode."""
+    if db.engine.dialect.name == "postgresql":
+        escaped = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        return column.like(escaped + "%", escape="\\")
+    conditions = [column >= prefix, func.substr(column, 1, len(prefix)) == prefix]
+    after = ord(prefix[-1]) + 1
+    after = 0xE000 if 0xD800 <= after <= 0xDFFF else after  # no surrogate: it cannot be stored
+    if after <= 0x10FFFF:
+        conditions.append(column < prefix[:-1] + chr(after))
+    return and_(*conditions)
 
 
 def encode_cursor(payment):

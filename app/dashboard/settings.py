@@ -50,7 +50,7 @@ def save_gateway(code):
     gateway = get_gateway(code)
     if gateway is None:
         abort(404)
-    form = gateway_form(gateway, current_merchant.gateway_account(code))
+    form = gateway_form(gateway, current_merchant.gateway_account(code), submitted=True)
     if not form.validate_on_submit():
         flash_form_errors(form)
         return _settings_page({code: form}, status=422)

@@ -34,3 +34,9 @@ REGISTRY = _discover()
 def get_gateway(code):
     """The adapter for `code`, or None."""
     return REGISTRY.get(code)
+
+
+def gateway_display_name(code):
+    """What people read for a gateway code: its adapter's `name` (the one display name), else the code."""
+    gateway = REGISTRY.get(code) if code else None
+    return gateway.name if gateway else (code or "")

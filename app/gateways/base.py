@@ -11,6 +11,8 @@ callback URLs) and returns frozen dataclasses. The services decide what to do wi
     query(payment, ctx)                 → CallbackResult (the gateway's answer, trusted)
     refund(payment, amount, refund_id, ctx) → RefundResult
     cancel(payment, ctx)                → CallbackResult (where `can_cancel`: end an open attempt there)
+    review(payment, decision, ctx)      → CallbackResult (where `can_review`: approve or deny a payment its
+                                          fraud detection holds for review)
 """
 
 import logging
@@ -284,6 +286,9 @@ class Gateway:
     captures_on_callback: bool = False
     #: The gateway can end an open attempt for us (`cancel()`), so a new attempt can never double-charge.
     can_cancel: bool = False
+    #: A payment the gateway's fraud detection holds for review (`needs_review`) can be approved or denied
+    #: through its API (`review()`).
+    can_review: bool = False
     timeout_seconds = 30
 
     def start(self, payment: PaymentInfo, ctx: GatewayContext) -> StartResult:
@@ -317,6 +322,11 @@ class Gateway:
     def cancel(self, payment: PaymentInfo, ctx: GatewayContext) -> CallbackResult:
         """End the open attempt at the gateway (where `can_cancel`); return the gateway's word on it after
         (cancelled or expired, or succeeded if the shopper paid meanwhile). Raises GatewayError."""
+        raise NotImplementedError
+
+    def review(self, payment: PaymentInfo, decision: str, ctx: GatewayContext) -> CallbackResult:
+        """Approve (`decision` "approve") or deny ("deny") the attempt held for review, where `can_review`;
+        return the gateway's answer as a result. Raises GatewayError (refused, or the gateway unreachable)."""
         raise NotImplementedError
 
     def supports(self, currency):

@@ -12,12 +12,16 @@ Wire protocol (served offline by app/sandbox/midtrans.py; the official `midtrans
   and act only on that answer.
 - The browser comes back to callbacks.finish with `?order_id&status_code&transaction_status`: unsigned, shown only.
 - `POST {core}/v2/<order_id>/refund` {refund_key, amount, reason}; `POST {core}/v2/<order_id>/cancel`.
+- Fraud review: a card capture with fraud_status `challenge` is approved or denied by the merchant:
+  `POST {core}/v2/<order_id>/approve` / `/deny` (no body) → 200 with the transaction as it now is
+  (capture/accept, or deny/deny); 412 for any other transaction; then the notification of the new status.
 Snap and the Core API live on different hosts at Midtrans (app.… / api.…); our simulator serves both.
 Amounts are whole rupiah, which is also our minor unit for IDR.
 """
 
 import hashlib
 import math
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
 
 from app import money
@@ -131,6 +135,7 @@ class MidtransGateway(Gateway):
     #: same refund_key is the same refund request.
     refund_idempotent = True
     can_cancel = True
+    can_review = True
 
     def _core(self, ctx):
         return CORE_HOSTS.get(ctx.base_url, ctx.base_url)
@@ -229,6 +234,12 @@ class MidtransGateway(Gateway):
             if exc.code not in ("404", "412"):  # 412: settled or ended already; the status says which
                 raise
         return self.query(payment, ctx)
+
+    def review(self, payment, decision, ctx):
+        if decision not in ("approve", "deny"):
+            raise ValueError(f"unknown review decision {decision!r}")
+        data = self._call("POST", f"{self._core(ctx)}/v2/{payment.order_id}/{decision}", ctx)
+        return replace(self._result(data), message=data.get("status_message"))  # "Success, transaction is approved"
 
     def refund(self, payment, amount, refund_id, ctx):
         try:

@@ -34,9 +34,15 @@ class Payment(db.Model):
         Index("ix_payments_merchant_status_created", "merchant_id", "status", "created_at", "id"),
         Index("ix_payments_merchant_gateway_created", "merchant_id", "gateway", "created_at", "id"),
         Index("ix_payments_merchant_currency_created", "merchant_id", "currency", "created_at", "id"),
-        # Dashboard search: exact match on any of these (public_id has its own unique index).
-        Index("ix_payments_merchant_reference", "merchant_id", "reference"),
-        Index("ix_payments_merchant_customer_email", "merchant_id", "customer_email"),
+        # Dashboard search: exact match or prefix of any of these (public_id has its own unique index). On
+        # PostgreSQL text_pattern_ops lets `LIKE 'abc%'` walk the index whatever the database's collation
+        # (it also serves `=`); SQLite walks the plain index for a range `>= 'abc' AND < 'abd'`.
+        Index("ix_payments_merchant_reference", "merchant_id", "reference",
+              postgresql_ops={"reference": "text_pattern_ops"}),
+        Index("ix_payments_merchant_customer_email", "merchant_id", "customer_email",
+              postgresql_ops={"customer_email": "text_pattern_ops"}),
+        Index("ix_payments_merchant_customer_name", "merchant_id", "customer_name",
+              postgresql_ops={"customer_name": "text_pattern_ops"}),
         Index("ix_payments_status_expires", "status", "expires_at"),
     )
 
@@ -73,6 +79,8 @@ class Payment(db.Model):
     customer: Mapped[dict] = mapped_column(JSONType, default=dict)
     #: customer["email"] lower-cased, as a column so the dashboard search can use an index.
     customer_email: Mapped[str | None] = mapped_column(String(254))
+    #: customer["name"] lower-cased, likewise for the search by the start of a name.
+    customer_name: Mapped[str | None] = mapped_column(String(200))
     meta: Mapped[dict] = mapped_column("metadata", JSONType, default=dict)
     #: Sum of refunds that are not failed (reserved when a refund is accepted).
     amount_refunded: Mapped[int] = mapped_column(BigInteger, default=0)

@@ -11,9 +11,11 @@ here; point midtransclient's `SNAP_SANDBOX_BASE_URL` at `<base>/snap/v1` and `CO
 | `/v2/<id>/cancel` | POST | pending/authorize/capture → cancel; else 412 |
 | `/v2/<id>/expire` | POST | pending → expire (status_code 407); else 412 |
 | `/v2/<id>/refund` | POST | refund by `refund_key` (a repeated key: the same refund) |
+| `/v2/<id>/approve` | POST | capture + challenge → capture + accept ("Success, transaction is approved"); else 412 |
+| `/v2/<id>/deny` | POST | capture + challenge → deny + deny ("Success, transaction is denied"); else 412 |
 | anything else, or another method | any | 404 `{"status_code": "404", "status_message": "The requested resource is not found"}` |
 
-Not simulated: Core API `/v2/charge`, approve/deny of challenged cards, `/v2/<id>/refund/online/direct`,
+Not simulated: Core API `/v2/charge`, `/v2/<id>/refund/online/direct`,
 capture, Snap's partner checkout-session cancel; on a Snap order that has no transaction yet, cancel/expire
 answer 404 (Transaction doesn't exist) and the Snap page stays open until its own expiry.
 
@@ -324,3 +326,40 @@ def refund(order_id):
     return jsonify({**_status_body(order), "status_code": "200", "status_message": "Success, refund request is approved",
                     "refund_chargeback_id": done["refund_chargeback_id"], "refund_amount": _gross(done["refund_amount"]),
                     "refund_key": done["refund_key"]})
+
+
+# --- fraud review: approve / deny a challenged card payment ------------------------------------------------
+
+#: docs.midtrans.com "Approve Transaction" / "Deny Transaction" (reference-link/approve-transaction,
+#: …/deny-transaction): POST /v2/{order_id or transaction_id}/approve|deny, no body, on a card payment
+#: with fraud_status `challenge`; the answer is the transaction as it now is with status_code "200"; any
+#: other transaction is 412 "Merchant cannot modify the status of the transaction". Midtrans then sends the
+#: HTTP notification of the new status (capture/accept "200"; deny "202", as its deny notification sample).
+REVIEW = {
+    "approve": ("capture", "accept", "200", "Success, transaction is approved",
+                "Success, Credit Card transaction is successful"),
+    "deny": ("deny", "deny", "202", "Success, transaction is denied", "Deny by FDS"),
+}
+
+
+def _review(order_id, decision):
+    order, error = _order_or_error(order_id)
+    if error:
+        return error
+    if order["transaction_status"] != "capture" or order["fraud_status"] != "challenge":
+        return _core_error(412, "Merchant cannot modify the status of the transaction")
+    status, fraud, code, answer, notified = REVIEW[decision]
+    order.update(transaction_status=status, fraud_status=fraud, status_code=code, status_message=notified)
+    save(CODE, "order", order["order_id"], order)
+    _notify(order)
+    return jsonify({**_status_body(order), "status_code": "200", "status_message": answer})
+
+
+@bp.post("/v2/<order_id>/approve")
+def approve(order_id):
+    return _review(order_id, "approve")
+
+
+@bp.post("/v2/<order_id>/deny")
+def deny(order_id):
+    return _review(order_id, "deny")

@@ -21,6 +21,8 @@ ACTIONS = {
     "payment.link_created": "Created a payment link",
     "payment.created": "Created a payment",
     "payment.cancelled": "Cancelled a payment",
+    "payment.review_approve": "Approved a payment held for fraud review",
+    "payment.review_deny": "Denied a payment held for fraud review",
     "refund.requested": "Requested a refund",
     "refund.retried": "Asked the gateway again for a refund",
     "refund.marked_failed": "Marked a refund as failed",

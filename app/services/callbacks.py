@@ -15,6 +15,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import contains_eager
 
+from app import money
 from app.extensions import db
 from app.gateways import get_gateway
 from app.gateways.base import Ack, CallbackError, CallbackResult, GatewayError, Outcome, Reason
@@ -179,6 +180,14 @@ def handle_callback(code, kind, req):
     return Handled(ack, payment, result, applied)
 
 
+def _shown(amount, currency):
+    """An amount as people read it on the timeline (a gateway's odd value or currency as it came)."""
+    try:
+        return money.format_money(amount, currency)
+    except (money.MoneyError, TypeError):
+        return f"{amount} {currency}"
+
+
 def money_problem(attempt, result):
     """Why a verified gateway result must not be applied to `attempt` (wrong order, amount or currency), or None."""
     if result.order_id and result.order_id != attempt.public_id:
@@ -186,7 +195,8 @@ def money_problem(attempt, result):
     if result.outcome == Outcome.SUCCEEDED and result.amount is None:
         return "a success without an amount"
     if result.amount is not None and result.amount != attempt.amount:
-        return f"amount {result.amount} does not match {attempt.amount}"
+        return f"amount {_shown(result.amount, result.currency or attempt.currency)} does not match " \
+               f"{_shown(attempt.amount, attempt.currency)}"
     if result.currency is not None and result.currency != attempt.currency:
         return f"currency {result.currency} does not match {attempt.currency}"
     return None
@@ -235,6 +245,7 @@ def apply_result(payment, attempt, result, *, source):
         if not transition_attempt(attempt, _ENDED[outcome], reason=reason, source=source, data=data,
                                   changes=changes):
             return False, Ack.DUPLICATE
+        payment.needs_review = False  # the attempt held for review (if any) is decided: nothing waits now
         after_attempt_ended(payment, attempt, reason=reason, source=source)
         return True, Ack.OK
     if outcome == Outcome.PROCESSING:

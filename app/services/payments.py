@@ -213,6 +213,7 @@ def build_payment(merchant, data, *, actor=None, action="payment.created"):
         items=clean["items"],
         customer=clean["customer"],
         customer_email=(clean["customer"].get("email") or "").lower() or None,
+        customer_name=(clean["customer"].get("name") or "").lower() or None,
         meta=clean["metadata"],
         created_at=now,
         updated_at=now,

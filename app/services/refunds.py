@@ -41,6 +41,7 @@ from app.extensions import db
 from app.gateways import get_gateway
 from app.gateways.base import GatewayError
 from app.models import Payment, PaymentAttempt, PaymentEvent, Refund, utcnow
+from app.money import format_money
 from app.serializers import refund_dict
 from app.services import audit
 from app.services.errors import MalformedRequest, NotFound, ValidationError
@@ -91,7 +92,7 @@ def build_refund(payment, amount=None, reason=None, *, source, attempt=None, act
     db.session.add(refund)
     db.session.flush()
     db.session.add(PaymentEvent(payment_id=payment.id, attempt_id=attempt.id, kind="refund", gateway=attempt.gateway,
-                                message=f"Refund {refund.public_id} of {amount} of attempt {attempt.number} "
+                                message=f"Refund {refund.public_id} of {format_money(amount, refund.currency)} of attempt {attempt.number} "
                                         f"requested [{source}]",
                                 data={"refund": refund.public_id, "amount": amount, "reason": reason}))
     db.session.flush()
@@ -400,19 +401,19 @@ def _settle(refund, status, *, message=None, raw=None, waiting_only=False, audit
             )
         db.session.add(PaymentEvent(payment_id=payment.id, attempt_id=refund.attempt_id, kind="refund",
                                     gateway=refund.gateway, data=raw,
-                                    message=f"Refund {refund.public_id} of {refund.amount} failed: "
+                                    message=f"Refund {refund.public_id} of {format_money(refund.amount, refund.currency)} failed: "
                                             f"{message or 'declined by the gateway'}"))
     elif extra:  # the double charge went back; the payment itself stays paid
         db.session.add(PaymentEvent(payment_id=payment.id, attempt_id=refund.attempt_id, kind="refund",
                                     gateway=refund.gateway, data=raw,
-                                    message=f"Refund {refund.public_id} of {refund.amount} of the double charge "
+                                    message=f"Refund {refund.public_id} of {format_money(refund.amount, refund.currency)} of the double charge "
                                             "succeeded" + (f": {message}" if message else "")))
     else:
         succeeded = db.session.scalar(select(func.coalesce(func.sum(Refund.amount), 0)).where(
             Refund.payment_id == payment.id, Refund.status == "succeeded",
             (Refund.attempt_id == payment.succeeded_attempt_id) | Refund.attempt_id.is_(None)))
         target = Status.REFUNDED if succeeded >= payment.amount else Status.PARTIALLY_REFUNDED
-        transition(payment, target, reason=f"Refund {refund.public_id} of {refund.amount} succeeded"
+        transition(payment, target, reason=f"Refund {refund.public_id} of {format_money(refund.amount, refund.currency)} succeeded"
                                            + (f": {message}" if message else ""),
                    source="refund", data=raw, gateway=refund.gateway)
     db.session.refresh(refund)

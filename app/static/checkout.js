@@ -13,7 +13,7 @@
       var left = Math.max(0, Math.round((deadline - Date.now()) / 1000));
       var d = Math.floor(left / 86400), h = Math.floor((left % 86400) / 3600), m = Math.floor((left % 3600) / 60),
           s = left % 60;
-      text.textContent = d > 0 ? words(d === 1 ? 'day' : 'days', d, h, m)
+      text.textContent = d > 0 ? words((d === 1 ? 'day' : 'days') + (h === 0 ? '0' : ''), d, h, m)
         : h > 0 ? words('hours', d, h, m) : m + ':' + (s < 10 ? '0' : '') + s;
       el.classList.toggle('urgent', left <= 60);
       if (left === 0) {

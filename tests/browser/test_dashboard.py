@@ -37,3 +37,28 @@ def test_dashboard_on_a_phone_by_keyboard(page, factories):
         page.shot(f"dashboard-phone-{name}")
     assert "Not found" in page.locator("h1").inner_text()
     assert re.search(r"Back to the dashboard", page.content())
+
+
+def test_overview_with_figures_fits_a_phone(page, factories):
+    """Regression: the overview (per-currency figures, the gateways' table and chart) scrolled sideways on a
+    390 px phone. The document is never wider than the viewport."""
+    from app.state_machine import Status
+    from tests.web.dashboard.test_payments import _set
+
+    merchant, _ = factories.merchant(name="Toko Budi")
+    for i, (currency, amount, gateway) in enumerate([("VND", 125_000_000, "vnpay"), ("IDR", 98_750_000, "midtrans"),
+                                                    ("BDT", 15_000_000, "sslcommerz"), ("USD", 123_456, "stripe")]):
+        _set(factories.payment(merchant, reference=f"ORD-{i}", currency=currency, amount=amount),
+             Status.SUCCEEDED, gateway=gateway)
+        factories.payment(merchant, reference=f"OPEN-{i}", currency=currency, amount=amount)
+    db.session.rollback()
+    page.goto("/dashboard/login")
+    page.fill("input[name=email]", merchant.email)
+    page.fill("input[name=password]", PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_selector("text=Signed in as")
+    assert page.locator("#gw-rate").is_visible()
+    assert "SSLCommerz (cards, mobile banking)" in page.content()
+    widths = page.evaluate("[document.documentElement.scrollWidth, window.innerWidth]")
+    page.shot("dashboard-phone-overview-figures")
+    assert widths[0] <= widths[1] == 390, widths

@@ -60,7 +60,10 @@ def test_merchant_day(desktop_page, page, factories, run_jobs, live_url, receive
     m.fill("input[name=customer_email]", "sari@shop.example")
     m.fill("input[name=return_url]", "https://warung.example/thanks")
     m.shot("dashboard-new-link")
-    m.click("button:has-text('Create link')")
+    m.click("button:has-text('Check the amount')")
+    m.wait_for_selector("text=25.00 US dollars")  # the amount in words before the link is made
+    m.shot("dashboard-new-link-confirm")
+    m.click("button:has-text('Create link for $25.00')")
     m.wait_for_selector("text=Payment link created for $25.00")
     link = m.input_value("#checkout-url")
     assert link.startswith(live_url + "/pay/")

@@ -134,7 +134,7 @@ def test_tampered_amount_is_refused(http, factories):
     pay_another_amount_for(http, payment, "bkash", 100, wallet="01770618575")
     assert reload(payment).status == "processing"
     event = callbacks(payment)[-1]
-    assert event.verified is False and "amount 100 does not match 125050" in event.message
+    assert event.verified is False and "amount ৳1.00 does not match ৳1,250.50" in event.message
 
 
 def test_one_grant_for_many_payments_then_refresh(http, factories):

@@ -129,7 +129,7 @@ def test_tampered_amount_is_refused(http, factories):
     pay_another_amount_for(http, payment, "nagad", 100, wallet="01711428036")
     assert reload(payment).status == "processing"
     event = callbacks(payment)[-1]
-    assert event.verified is False and "amount 100 does not match 125050" in event.message
+    assert event.verified is False and "amount ৳1.00 does not match ৳1,250.50" in event.message
 
 
 def test_status_query_settles_a_payment_whose_return_never_came(http, factories):

@@ -116,14 +116,19 @@ def test_expire_of_a_pending_transaction(http, midtrans):
     assert verify_notification(body, MIDTRANS["server_key"])
 
 
+def assert_cannot_modify(call, order_id):
+    """Midtrans' refusal to change a transaction in the state it is in: 412 and its message."""
+    with pytest.raises(midtransclient.error_midtrans.MidtransAPIError) as refused:
+        call(order_id)
+    assert refused.value.http_status_code == 412
+    assert refused.value.api_response_dict["status_message"] == "Merchant cannot modify the status of the transaction"
+
+
 @pytest.mark.parametrize("outcome", ["success", "challenge", "failure", "cancel"])
 def test_expire_of_a_transaction_that_is_not_pending_is_412(http, midtrans, outcome):
     snap, core = midtrans
     _midtrans_order(http, snap, f"exp-{outcome}", outcome)
-    with pytest.raises(midtransclient.error_midtrans.MidtransAPIError) as refused:
-        core.transactions.expire(f"exp-{outcome}")
-    assert refused.value.http_status_code == 412
-    assert refused.value.api_response_dict["status_message"] == "Merchant cannot modify the status of the transaction"
+    assert_cannot_modify(core.transactions.expire, f"exp-{outcome}")
 
 
 def test_expire_twice_and_of_unknown_orders(http, midtrans):
@@ -158,3 +163,37 @@ def test_the_simulators_expire_answer_has_the_published_fields(http, midtrans):
     _midtrans_order(http, snap, "exp-fields", "pending")
     recorded, _source = load("midtrans", "expire_answer")
     assert set(recorded) <= set(core.transactions.expire("exp-fields"))
+
+
+# --- Midtrans approve / deny of a payment challenged by its fraud detection ---------------------------------
+
+
+@pytest.mark.parametrize(("decision", "status", "fraud", "notified_code"), [
+    ("approve", "capture", "accept", "200"), ("deny", "deny", "deny", "202")])
+def test_approve_and_deny_of_a_challenged_card_payment(http, midtrans, decision, status, fraud, notified_code):
+    snap, core = midtrans
+    _midtrans_order(http, snap, f"fds-{decision}", "challenge")
+    assert core.transactions.status(f"fds-{decision}")["fraud_status"] == "challenge"
+    answer = getattr(core.transactions, decision)(f"fds-{decision}")  # the official SDK's approve / deny
+    assert answer["status_code"] == "200"
+    assert answer["status_message"] == f"Success, transaction is {'approved' if decision == 'approve' else 'denied'}"
+    assert (answer["transaction_status"], answer["fraud_status"]) == (status, fraud)
+    assert {"transaction_id", "order_id", "payment_type", "transaction_time", "gross_amount", "masked_card"} <= set(answer)
+    assert core.transactions.status(f"fds-{decision}")["transaction_status"] == status
+    # Then Midtrans notifies the new status, signed as sent.
+    body = json.loads(queued_notifications()[-1][1]["data"])
+    assert (body["transaction_status"], body["fraud_status"], body["status_code"]) == (status, fraud, notified_code)
+    assert verify_notification(body, MIDTRANS["server_key"])
+    # Decided once: a second approve or deny is refused as Midtrans refuses it.
+    for again in ("approve", "deny"):
+        assert_cannot_modify(getattr(core.transactions, again), f"fds-{decision}")
+
+
+@pytest.mark.parametrize("outcome", ["success", "pending", "failure"])
+def test_approve_or_deny_of_a_transaction_not_challenged_is_412(http, midtrans, outcome):
+    snap, core = midtrans
+    _midtrans_order(http, snap, f"fds-{outcome}", outcome)
+    assert_cannot_modify(core.transactions.approve, f"fds-{outcome}")
+    with pytest.raises(midtransclient.error_midtrans.MidtransAPIError) as missing:
+        core.transactions.deny("no-such-order")
+    assert missing.value.http_status_code == 404

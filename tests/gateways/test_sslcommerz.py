@@ -216,7 +216,7 @@ def test_changed_amount_is_refused(http, shop, run_jobs, code):
     r = http.post(f"/callbacks/{code}/ipn", data=form)
     assert r.status_code == 400 and "invalid_amount" in r.text
     payment = _untouched(created, code)
-    assert "amount 1250 does not match 125050" in callback_events(payment)[-1].message
+    assert "amount ৳12.50 does not match ৳1,250.50" in callback_events(payment)[-1].message
 
 
 def test_unknown_order_is_refused(http, shop, code):

@@ -276,7 +276,7 @@ def test_changed_amount_is_refused(http, shop):
     r = _post_webhook(http, tampered)  # signed with the right secret: only the amount check stops it
     assert r.status_code == 400 and r.json()["result"] == "invalid_amount"
     payment, last = _untouched(created)
-    assert "amount 100 does not match 12500" in last.message
+    assert "amount $1.00 does not match $125.00" in last.message
 
 
 def test_unknown_order_is_refused(http, shop):

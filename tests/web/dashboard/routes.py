@@ -13,7 +13,7 @@ PUBLIC = [("GET", "/dashboard/login"), ("POST", "/dashboard/login"), ("GET", "/d
           ("POST", "/dashboard/invitations/{token}")]
 
 # (method, path); {payment}, {paid}, {attempt}, {event}, {key}, {gateway}, {refund}, {member}, {invitation} are
-# filled with the owner's ids. tests/web/dashboard/test_roles.py checks that this list is every dashboard route.
+# filled with the owner's ids ({decision}: approve). tests/web/dashboard/test_roles.py checks that this list is every dashboard route.
 ROUTES = [
     ("GET", "/dashboard/"),
     ("GET", "/dashboard/account"),
@@ -42,6 +42,7 @@ ROUTES = [
     ("POST", "/dashboard/payments/{payment}/reconcile"),
     ("POST", "/dashboard/payments/{payment}/resend-webhook"),
     ("POST", "/dashboard/payments/{paid}/attempts/{attempt}/refund"),
+    ("POST", "/dashboard/payments/{payment}/review/{decision}"),
     ("GET", "/dashboard/refunds"),
     ("POST", "/dashboard/refunds/{refund}/retry"),
     ("POST", "/dashboard/refunds/{refund}/fail"),
@@ -87,7 +88,7 @@ def route_ids(merchant, factories):
     return {"payment": payment.public_id, "event": event.public_id, "key": key.public_id, "gateway": "testcard",
             "refund": refund.public_id, "attempt": paid.attempts[1].public_id,
             "paid": paid.public_id, "member": viewer.membership_of(merchant.id).public_id,
-            "invitation": invitation.public_id}
+            "invitation": invitation.public_id, "decision": "approve"}
 
 
 def snapshot(merchant_id):

@@ -1,6 +1,7 @@
 """Sign-in, sign-out, change password, rate limits, cookies and headers."""
 
 import logging
+import re
 
 import pytest
 
@@ -82,7 +83,13 @@ def test_failed_sign_ins_are_limited_per_account(limited_client, merchant, facto
     for _ in range(5):
         assert _login(limited_client, merchant.email, "guess").status_code == 401
     # Sixth failure in the window: refused before the password is even checked, even a correct one.
-    assert _login(limited_client, merchant.email, PASSWORD).status_code == 429
+    locked = _login(limited_client, merchant.email, PASSWORD)
+    assert locked.status_code == 429
+    # In plain words, with when to try again (regression: the page said "5 per 15 minute").
+    assert "per 15 minute" not in locked.text
+    assert re.search(r"Too many attempts\. Try again in 1[45] minutes\.", locked.text), locked.text[-1500:]
+    assert 840 <= int(locked.headers["Retry-After"]) <= 900
+    assert 'name="email"' in locked.text  # still the sign-in page, with the form
     # Another account from the same address is still allowed.
     second, _ = factories.merchant()
     assert _login(limited_client, second.email, PASSWORD).status_code == 302

@@ -111,3 +111,20 @@ def test_resend_the_latest_webhook(signed_in, merchant, factories):
     r = signed_in.post(f"/dashboard/payments/{fresh.public_id}/resend-webhook", data={"csrf_token": token},
                        follow_redirects=True)
     assert "This payment has no webhook event to resend." in r.text
+
+
+def test_refund_above_what_is_refundable_is_refused_on_the_form(signed_in, merchant, factories):
+    """Regression: it reached the confirmation page and was refused only after confirming."""
+    payment = _set(factories.payment(merchant, currency="USD", amount=2500), Status.SUCCEEDED)
+    url = f"/dashboard/payments/{payment.public_id}/refund"
+    token = token_of(signed_in, f"/dashboard/payments/{payment.public_id}")
+    r = signed_in.post(url, data={"csrf_token": token, "amount": "25.01", "reason": "Too much"})
+    assert r.status_code == 422 and "Refund $25.01?" not in r.text
+    assert "$25.01 is more than the $25.00 still refundable." in r.text
+    assert re.search(r'<input aria-invalid="true"[^>]*name="amount"[^>]*value="25.01"', r.text)  # kept
+    # Typed amounts are read by the currency like the payment link's: "1.250" USD reads two ways.
+    r = signed_in.post(url, data={"csrf_token": token, "amount": "1.250"})
+    assert r.status_code == 422 and "ambiguous" in r.text
+    assert _refunds(payment) == 0
+    r = signed_in.post(url, data={"csrf_token": token, "amount": "25"})
+    assert r.status_code == 200 and "Refund $25.00?" in r.text

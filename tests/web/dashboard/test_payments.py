@@ -141,11 +141,15 @@ def test_create_a_payment_link(signed_in, merchant, http):
     token = token_of(signed_in, "/dashboard/payments/new")
     form = {"csrf_token": token, "amount": "12.5", "currency": "USD", "reference": "INV-7", "description": "Batik",
             "customer_email": "Buyer@Shop.Example", "return_url": "https://shop.example/thanks", "expires_in": "86400"}
-    r = signed_in.post("/dashboard/payments/new", data={**form, "amount": "12.345"})
+    r = signed_in.post("/dashboard/payments/new", data={**form, "amount": "12.3456"})
     assert r.status_code == 422 and "more decimals than USD allows" in r.text
     r = signed_in.post("/dashboard/payments/new", data={**form, "return_url": "ftp://nope"})
     assert r.status_code == 422 and "http(s) URL" in r.text
-    r = signed_in.post("/dashboard/payments/new", data=form, follow_redirects=True)
+    r = signed_in.post("/dashboard/payments/new", data=form)
+    assert r.status_code == 200 and "12.50 US dollars" in r.text  # shown back in words, nothing created yet
+    assert db.session.query(Payment).filter_by(reference="INV-7").count() == 0
+    r = signed_in.post("/dashboard/payments/new", data={**form, "confirmed_amount": "1250 USD"},
+                       follow_redirects=True)
     assert "Payment link created for $12.50" in r.text
     payment = db.session.query(Payment).filter_by(reference="INV-7").one()
     assert (payment.amount, payment.currency, payment.customer_email) == (1250, "USD", "buyer@shop.example")
@@ -154,3 +158,117 @@ def test_create_a_payment_link(signed_in, merchant, http):
     assert http.get(link).status_code == 200
     # The next link suggests the same back-to-shop address.
     assert 'value="https://shop.example/thanks"' in signed_in.get("/dashboard/payments/new").text
+
+
+def _confirmation(html):
+    return re.search(r'name="confirmed_amount" type="hidden" value="([^"]*)"', html).group(1)
+
+
+def test_payment_link_amount_is_read_by_the_currency_and_shown_back_in_words(signed_in):
+    """Regression: "125.000" VND was taken as 125 ₫ (VND has no decimals; Vietnamese group thousands with
+    a dot). The amount is read by the currency's decimals, confirmed in words, then created."""
+    token = token_of(signed_in, "/dashboard/payments/new")
+    form = {"csrf_token": token, "amount": "125.000", "currency": "VND", "reference": "VN-1",
+            "return_url": "https://shop.example/thanks", "expires_in": "86400"}
+    r = signed_in.post("/dashboard/payments/new", data=form)
+    assert r.status_code == 200 and "125,000 Vietnamese dong" in r.text
+    assert _confirmation(r.text) == "125000 VND"
+    # Changing the amount after seeing the words asks again for the new amount: nothing is created unseen.
+    r = signed_in.post("/dashboard/payments/new", data={**form, "amount": "250.000", "confirmed_amount": "125000 VND"})
+    assert r.status_code == 200 and "250,000 Vietnamese dong" in r.text and _confirmation(r.text) == "250000 VND"
+    assert db.session.query(Payment).filter_by(reference="VN-1").count() == 0
+    r = signed_in.post("/dashboard/payments/new", data={**form, "amount": "250.000", "confirmed_amount": "250000 VND"},
+                       follow_redirects=True)
+    assert "Payment link created for 250,000 ₫" in r.text
+    assert db.session.query(Payment).filter_by(reference="VN-1").one().amount == 250_000
+    # An entry that reads two ways is refused on the form, with how to write either.
+    r = signed_in.post("/dashboard/payments/new", data={**form, "reference": "US-1", "currency": "USD",
+                                                         "amount": "1.250"})
+    assert r.status_code == 422 and "ambiguous: write 1,250.00 or 1.25" in r.text
+    assert db.session.query(Payment).filter_by(reference="US-1").count() == 0
+
+
+def test_money_and_gateway_names_are_shown_for_people(signed_in, merchant, factories, http, run_jobs):
+    """Regression: the timeline said "of 50000" for ৳500.00, and pages showed gateway codes (`testcard`)."""
+    from app.services.refunds import request_refund
+
+    payment = factories.payment(merchant, currency="BDT", amount=150_000, reference="BD-1")
+    pay(http, payment)
+    request_refund(reload(payment), 50_000, source="test")
+    run_jobs()
+    detail = signed_in.get(f"/dashboard/payments/{payment.public_id}").text
+    timeline = detail[detail.index('id="h-timeline"'):]
+    assert "of 50000" not in timeline and "of ৳500.00" in timeline
+    assert ">testcard<" not in detail and "Card (test acquirer)</td>" in detail  # the attempts table
+    assert "from testcard" not in timeline and "from Card (test acquirer)" in timeline
+    listing = signed_in.get("/dashboard/payments").text
+    assert '<td data-label="Gateway">Card (test acquirer)</td>' in listing
+    overview = signed_in.get("/dashboard/").text
+    assert ">testcard<" not in overview and "Card (test acquirer)" in overview
+    refunds = signed_in.get("/dashboard/refunds").text
+    assert "<small>testcard</small>" not in refunds and "Card (test acquirer)" in refunds
+
+
+def test_search_by_the_start_of_a_reference_email_or_name(signed_in, merchant, other, factories):
+    """Regression: search was exact only. Now the start of the reference (as written), of the customer's
+    email or of their name (any case) finds the payment; short or unrelated text finds nothing extra."""
+    factories.payment(merchant, reference="INV-2026-0042", customer={"email": "Sari.Dewi@Mail.Example",
+                                                                     "name": "Sari Dewi"})
+    factories.payment(merchant, reference="INV-2026-0107", customer={"name": "Ömer Çelik"})
+    factories.payment(merchant, reference="ORD-9", customer={"email": "budi@shop.example"})
+    factories.payment(other, reference="INV-2026-0043", customer={"email": "sari@other.example", "name": "Sari X"})
+    get = lambda q: sorted(_refs(signed_in.get("/dashboard/payments", query_string={"q": q}).text))  # noqa: E731
+    assert get("INV-2026") == ["INV-2026-0042", "INV-2026-0107"]
+    assert get("INV-2026-01") == ["INV-2026-0107"]
+    assert get("inv-2026") == []  # a reference is the merchant's own text, matched as written
+    assert get("sari.d") == ["INV-2026-0042"] and get("SARI.DEWI@") == ["INV-2026-0042"]
+    assert get("sari dew") == ["INV-2026-0042"] and get("SARI") == ["INV-2026-0042"]  # the other merchant's: never
+    assert get("ömer ç") == ["INV-2026-0107"] and get("ÖMER") == ["INV-2026-0107"]
+    assert get("bud") == ["ORD-9"]
+    assert get("100%") == [] and get("INV_2026") == [] and get("in%") == []  # LIKE's wildcards are text here
+    assert get("Sa") == []  # under three characters only exact matches count
+    assert get("ORD-9") == ["ORD-9"]  # exact still works
+
+
+def test_prefix_search_is_served_by_indexes(merchant, factories):
+    """The prefix conditions walk the search indexes on either database (no scan of the merchant's rows)."""
+    from sqlalchemy import text
+    from werkzeug.datastructures import MultiDict
+
+    factories.payment(merchant, reference="INV-1", customer={"email": "a@b.example", "name": "Ana"})
+    from sqlalchemy import select
+
+    statement = queries.payments_query(queries.PaymentFilters.from_args(MultiDict({"q": "INV-"})), merchant.id)
+    compiled = statement.compile(dialect=db.engine.dialect, compile_kwargs={"literal_binds": True})
+    with db.engine.connect() as conn:
+        if db.engine.dialect.name == "postgresql":
+            # Enough rows that the planner's choice of index means something (2,000 copies of the payment).
+            fresh = {"public_id": "'pay_c' || g", "checkout_token": "'tok_c' || g", "reference": "'R-' || g",
+                     "customer_email": "'e' || g || '@x.example'", "customer_name": "'n' || g"}
+            columns = [c.name for c in Payment.__table__.columns if c.name != "id"]
+            conn.execute(text(f"INSERT INTO payments ({', '.join(columns)}) SELECT "
+                              f"{', '.join(fresh.get(c, f'p.{c}') for c in columns)} "
+                              "FROM payments p, generate_series(1, 2000) g"))
+            conn.execute(text("ANALYZE payments"))
+            for column in ("reference", "customer_email", "customer_name"):
+                one = select(Payment.id).where(Payment.merchant_id == merchant.id,
+                                               queries.starts_with(getattr(Payment, column), "r-12"))
+                sql = one.compile(dialect=db.engine.dialect, compile_kwargs={"literal_binds": True})
+                plan = "\n".join(r[0] for r in conn.execute(text(f"EXPLAIN {sql}")))
+                # The LIKE prefix became an index range (text_pattern_ops) on that column's index.
+                assert f"ix_payments_merchant_{column}" in plan and "~>=~" in plan, plan
+        else:
+            plan = "\n".join(str(r[-1]) for r in conn.execute(text(f"EXPLAIN QUERY PLAN {compiled}")))
+            for column in ("reference", "customer_email", "customer_name"):
+                assert f"INDEX ix_payments_merchant_{column} (merchant_id=? AND {column}>? AND {column}<?)" in plan, plan
+
+
+def test_time_left_on_a_long_link_reads_in_days_and_hours(signed_in, merchant, factories):
+    """Regression: a week's link read "167h 59m"; the payment page says how long it stays open in words."""
+    week = factories.payment(merchant, expires_in=7 * 86400 - 30)
+    html = signed_in.get(f"/dashboard/payments/{week.public_id}").text
+    assert "(in 7 days)" in html and "167h" not in html
+    soon = factories.payment(merchant, expires_in=2 * 3600 + 5 * 60 - 10)
+    assert "(in 2 hours 5 minutes)" in signed_in.get(f"/dashboard/payments/{soon.public_id}").text
+    _set(soon, Status.CANCELLED)
+    assert "(in " not in signed_in.get(f"/dashboard/payments/{soon.public_id}").text  # closed: no time left

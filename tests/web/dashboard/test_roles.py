@@ -24,7 +24,7 @@ EXPECTED = {
     "dashboard.security": EVERYONE, "dashboard.change_password": EVERYONE, "dashboard.enable_two_factor": EVERYONE,
     "dashboard.disable_two_factor": EVERYONE, "dashboard.end_other_sessions": EVERYONE,
     "dashboard.refund": ADMINS | {"support"}, "dashboard.refund_attempt": ADMINS | {"support"},
-    "dashboard.cancel": ADMINS, "dashboard.new_payment_link": ADMINS,
+    "dashboard.cancel": ADMINS, "dashboard.review": ADMINS, "dashboard.new_payment_link": ADMINS,
     "dashboard.reconcile": STAFF, "dashboard.resend_latest_webhook": STAFF, "dashboard.resend_webhook": STAFF,
     "dashboard.retry_refund": ADMINS, "dashboard.fail_refund": ADMINS, "dashboard.succeed_refund": ADMINS,
     "dashboard.settings": DEVELOPERS, "dashboard.save_gateway": DEVELOPERS, "dashboard.create_api_key": DEVELOPERS,

@@ -94,3 +94,29 @@ def test_double_payments_can_be_refunded_automatically(signed_in, merchant):
 def test_the_api_keys_section_links_to_the_api_reference(signed_in):
     html = signed_in.get("/dashboard/settings").get_data(as_text=True)
     assert 'href="/docs/api"' in html and 'href="/api/v1/openapi.json"' in html
+
+
+def _checkbox_checked(html, code):
+    """Whether the "Offer at checkout" checkbox of gateway `code` is rendered checked."""
+    tag = re.search(rf'<input[^>]*name="{code}-enabled"[^>]*>', html).group(0)
+    return " checked" in tag
+
+
+def test_gateway_checkboxes_show_the_stored_state_after_another_form_is_posted(signed_in, merchant):
+    """Regression: creating an API key (or a form error) re-rendered every gateway's checkbox unchecked, so
+    pressing that gateway's Save switched it off although its badge said "on"."""
+    assert merchant.gateway_account("testcard").enabled
+    token = token_of(signed_in, "/dashboard/settings")
+    assert _checkbox_checked(signed_in.get("/dashboard/settings").text, "testcard")
+    created = signed_in.post("/dashboard/settings/api-keys", data={"csrf_token": token, "name": "Shop"})
+    assert created.status_code == 200 and _checkbox_checked(created.text, "testcard")
+    refused = signed_in.post("/dashboard/settings/api-keys", data={"csrf_token": token, "name": ""})
+    assert refused.status_code == 422 and _checkbox_checked(refused.text, "testcard")
+    # A gateway form's own error keeps what was submitted for that gateway, and the stored state elsewhere.
+    other = next(code for code in REGISTRY if code != "testcard" and merchant.gateway_account(code).enabled)
+    field = next(iter(REGISTRY[other].credential_fields))
+    failed = signed_in.post(f"/dashboard/settings/gateways/{other}", data={
+        f"{other}-csrf_token": token, f"{other}-mode": "sandbox", f"{other}-cred_{field}": "x" * 5000})
+    assert failed.status_code == 422 and _checkbox_checked(failed.text, "testcard")
+    assert not _checkbox_checked(failed.text, other)  # what was sent, not yet saved
+    assert reload(merchant.gateway_account(other)).enabled
