@@ -7,7 +7,6 @@ from sqlalchemy import select
 
 from app.extensions import db
 from app.models import AuditEvent
-
 from tests.gateways.helpers import events, last_attempt, outbox_types
 from tests.gateways.test_midtrans import pay
 from tests.helpers import reload
