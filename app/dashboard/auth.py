@@ -45,7 +45,8 @@ def _locked_out(limit):
     """The sign-in page again, saying in words when to try again (not the limit's "5 per 15 minute")."""
     from app.i18n import duration_words
 
-    wait = max(1, limit.reset_at - int(time.time()))
+    # reset_at is a whole second rounded up: never say more than the limit's own window.
+    wait = max(1, min(limit.reset_at - int(time.time()), limit.limit.get_expiry()))
     flash(f"Too many attempts. Try again in {duration_words(wait)}.", "error")
     response = make_response(render_template("dashboard/login.html", form=LoginForm(formdata=None)), 429)
     response.headers["Retry-After"] = str(wait)

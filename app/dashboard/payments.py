@@ -336,7 +336,7 @@ def resend_latest_webhook(public_id):
 @bp.route("/payments/new", methods=["GET", "POST"])
 @requires("payments.create")
 def new_payment_link():
-    from app.services.payments import create_payment, validate_new_payment
+    from app.services.payments import check_new_payment, create_payment
 
     last = db.session.scalar(select(Payment.return_url).where(Payment.merchant_id == current_merchant.id)
                              .order_by(Payment.id.desc()).limit(1))
@@ -351,7 +351,7 @@ def new_payment_link():
         else:
             data, seen = _link_data(form, amount), f"{amount} {form.currency.data}"
             try:
-                validate_new_payment(data)
+                check_new_payment(current_merchant, data)  # the preview refuses what creating would
                 if form.confirmed_amount.data == seen:
                     payment = create_payment(current_merchant, data, actor=dashboard_actor(),
                                              action="payment.link_created")

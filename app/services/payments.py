@@ -181,6 +181,18 @@ def paid_payment_for_reference(merchant_id, reference):
         .order_by(Payment.id).limit(1))
 
 
+def check_new_payment(merchant, data):
+    """validate_new_payment, then the one-paid-payment-per-order guard (see build_payment); return clean values."""
+    clean = validate_new_payment(data)
+    if not clean["allow_duplicate_reference"]:
+        paid = paid_payment_for_reference(merchant.id, clean["reference"])
+        if paid is not None:
+            state = "paid" if paid.status in PAID else "being confirmed by the gateway"
+            raise Conflict(f"order {clean['reference']} already has a payment that is {state}: {paid.public_id}",
+                           field="reference", code="reference_already_paid")
+    return clean
+
+
 def build_payment(merchant, data, *, actor=None, action="payment.created"):
     """Validate and add a payment to the session (flush, no commit).
 
@@ -190,13 +202,7 @@ def build_payment(merchant, data, *, actor=None, action="payment.created"):
     paid" guard). Two payments of one unpaid order may both be created; should both be paid, the second
     success is flagged as a double payment (app.services.callbacks).
     """
-    clean = validate_new_payment(data)
-    if not clean["allow_duplicate_reference"]:
-        paid = paid_payment_for_reference(merchant.id, clean["reference"])
-        if paid is not None:
-            state = "paid" if paid.status in PAID else "being confirmed by the gateway"
-            raise Conflict(f"order {clean['reference']} already has a payment that is {state}: {paid.public_id}",
-                           field="reference", code="reference_already_paid")
+    clean = check_new_payment(merchant, data)
     now = utcnow()
     payment = Payment(
         merchant_id=merchant.id,

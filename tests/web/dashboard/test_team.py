@@ -177,13 +177,13 @@ def test_support_refunds_up_to_the_merchants_limit(signed_in, merchant, factorie
     token = token_of(client, f"/dashboard/payments/{payment.public_id}")
     assert "your role may refund at most $5.00 at once" in client.get(f"/dashboard/payments/{payment.public_id}").text
     r = client.post(url, data={"csrf_token": token, "amount": "5.01", "confirmed": "yes"}, follow_redirects=True)
-    assert "Refund refused: your role may refund at most $5.00 at once" in r.text
+    assert "Refund refused: Your role may refund at most $5.00 at once" in r.text
     r = client.post(url, data={"csrf_token": token, "amount": "5.00", "confirmed": "yes"}, follow_redirects=True)
     assert "Refund of $5.00 requested" in r.text
     idr = _set(factories.payment(merchant, currency="IDR", amount=50_000), Status.SUCCEEDED)
     r = client.post(f"/dashboard/payments/{idr.public_id}/refund", data={"csrf_token": token, "amount": "1",
                                                                          "confirmed": "yes"}, follow_redirects=True)
-    assert "your role may not refund in IDR" in r.text
+    assert "Your role may not refund in IDR" in r.text
     db.session.rollback()
     assert [(r.amount, r.currency) for r in db.session.scalars(select(Refund))] == [(500, "USD")]
     # An owner is not limited.
