@@ -35,6 +35,9 @@ class Config:
     PAYMENT_DEFAULT_EXPIRY_SECONDS = 15 * 60
     #: Attempts a shopper may make at one payment (declines, wrong codes, other methods) before it fails.
     CHECKOUT_MAX_ATTEMPTS = 5
+    #: Seconds to wait for a PostgreSQL connection (libpq connect_timeout): a host that drops packets fails
+    #: in that time, so /readyz answers 503 instead of hanging.
+    DATABASE_CONNECT_TIMEOUT = 5
     PAYMENT_MIN_EXPIRY_SECONDS = 5 * 60
     PAYMENT_MAX_EXPIRY_SECONDS = 7 * 24 * 3600
     IDEMPOTENCY_TTL_SECONDS = 24 * 3600
@@ -131,7 +134,7 @@ CONFIGS = {"development": Development, "testing": Testing, "production": Product
 #: Integer settings that may also come from the environment.
 INT_SETTINGS = ("WEBHOOK_TIMEOUT_SECONDS", "WEBHOOK_MAX_ATTEMPTS", "WEBHOOK_LEASE_SECONDS",
                 "RECONCILE_AFTER_SECONDS", "PAYMENT_DEFAULT_EXPIRY_SECONDS", "CHECKOUT_MAX_ATTEMPTS", "MAIL_PORT",
-                "RECEIPT_MAX_ATTEMPTS")
+                "RECEIPT_MAX_ATTEMPTS", "DATABASE_CONNECT_TIMEOUT")
 
 
 def load_config(app, overrides=None):
@@ -176,7 +179,8 @@ def load_config(app, overrides=None):
     if url.startswith("sqlite"):
         app.config["SQLALCHEMY_ENGINE_OPTIONS"] = {"connect_args": {"timeout": 30}}
     else:
-        app.config["SQLALCHEMY_ENGINE_OPTIONS"] = {"pool_pre_ping": True}
+        app.config["SQLALCHEMY_ENGINE_OPTIONS"] = {
+            "pool_pre_ping": True, "connect_args": {"connect_timeout": app.config["DATABASE_CONNECT_TIMEOUT"]}}
     app.config["PUBLIC_BASE_URL"] = app.config["PUBLIC_BASE_URL"].rstrip("/")
     if not app.config.get("MAIL_BACKEND"):
         app.config["MAIL_BACKEND"] = "smtp" if app.config.get("MAIL_SERVER") else "file"

