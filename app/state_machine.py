@@ -272,7 +272,7 @@ def transition_many(candidates, to, *, reason, source, changes=None):
     from app import security
     from app.models import OutboxEvent
     from app.serializers import payment_dict
-    from app.services.outbox import event_payload
+    from app.services.outbox import event_payload, fan_out
 
     to = Status(to)
     allowed = [(pid, Status(s), v) for pid, s, v in candidates if can_transition(s, to)]
@@ -310,6 +310,8 @@ def transition_many(candidates, to, *, reason, source, changes=None):
             "next_attempt_at": now, "created_at": now,
             "payload": event_payload(event_id, f"payment.{to.value}", payment_dict(payment), created),
         })
-    event_ids = db.session.execute(insert(OutboxEvent).returning(OutboxEvent.id), rows).scalars().all()
+    event_ids = db.session.execute(insert(OutboxEvent).returning(OutboxEvent.id, sort_by_parameter_order=True),
+                                   rows).scalars().all()
+    fan_out([(event_id, row["merchant_id"], row["type"]) for event_id, row in zip(event_ids, rows, strict=True)])
     db.session.info.setdefault("outbox_new", []).extend(event_ids)
     return moved

@@ -101,6 +101,9 @@ def set_webhook_endpoint():
 @bp.post("/webhook_endpoint/rotate_secret")
 @require_api_key
 def rotate_webhook_secret():
-    secret = webhooks.rotate_webhook_secret(g.merchant)
-    return jsonify({"object": "webhook_endpoint", "url": g.merchant.webhook_url, "secret": secret,
-                    "previous_secret_valid_until": isoformat(g.merchant.webhook_secret_previous_until)})
+    from app.services.webhook_endpoints import first_endpoint, rotate_secret
+
+    endpoint = first_endpoint(g.merchant, create=True)
+    secret = rotate_secret(endpoint)
+    return jsonify({"object": "webhook_endpoint", "url": endpoint.url, "secret": secret,
+                    "previous_secret_valid_until": isoformat(endpoint.previous_secret_until)})

@@ -6,7 +6,7 @@ from app.models.merchant import ApiKey, GatewayAccount, Merchant
 from app.models.payment import Payment, PaymentAttempt, PaymentEvent
 from app.models.receipt import Receipt
 from app.models.refund import Refund
-from app.models.webhook import OutboxEvent, WebhookAttempt
+from app.models.webhook import MAX_ENDPOINTS, OutboxEvent, WebhookAttempt, WebhookDelivery, WebhookEndpoint
 
 __all__ = [
     "ApiKey",
@@ -20,6 +20,9 @@ __all__ = [
     "Receipt",
     "Refund",
     "WebhookAttempt",
+    "WebhookDelivery",
+    "WebhookEndpoint",
+    "MAX_ENDPOINTS",
     "isoformat",
     "utcnow",
 ]

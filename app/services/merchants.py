@@ -1,6 +1,4 @@
-"""Merchant accounts, API keys and webhook secrets."""
-
-import secrets
+"""Merchant accounts and API keys (webhook endpoints and their secrets: app.services.webhook_endpoints)."""
 
 from flask import current_app
 from sqlalchemy import func, select
@@ -10,10 +8,8 @@ from app.extensions import db
 from app.models import ApiKey, Merchant, utcnow
 from app.services.errors import ValidationError
 from app.services.gateways import add_sandbox_accounts
-
-
-def new_webhook_secret():
-    return "whsec_" + secrets.token_urlsafe(32)
+from app.services.webhook_endpoints import first_endpoint
+from app.services.webhooks import validate_webhook_url
 
 
 def create_merchant(name, email, password, webhook_url=None):
@@ -25,11 +21,13 @@ def create_merchant(name, email, password, webhook_url=None):
         raise ValidationError("the password needs at least 8 characters", field="password")
     if db.session.scalar(select(func.count()).select_from(Merchant).where(Merchant.email == email)):
         raise ValidationError("a merchant with this email exists", field="email", code="email_taken")
-    merchant = Merchant(name=name.strip(), email=email, webhook_url=webhook_url or None)
+    merchant = Merchant(name=name.strip(), email=email)
     merchant.set_password(password)
-    merchant.webhook_secret = new_webhook_secret()
     db.session.add(merchant)
     db.session.flush()
+    # The first endpoint always exists (with no URL until one is set), as the single webhook URL did.
+    endpoint = first_endpoint(merchant, create=True)
+    endpoint.url = validate_webhook_url(webhook_url) if webhook_url else None
     key = create_api_key(merchant, "Default")
     if current_app.config["SANDBOX"]:
         add_sandbox_accounts(merchant)

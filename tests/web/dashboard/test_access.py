@@ -84,7 +84,8 @@ def _snapshot(merchant_id):
                                  .where(Refund.merchant_id == merchant_id).order_by(Refund.id)).all()
     attempts = db.session.execute(select(PaymentAttempt.public_id, PaymentAttempt.status, PaymentAttempt.amount_refunded)
                                   .where(PaymentAttempt.merchant_id == merchant_id).order_by(PaymentAttempt.id)).all()
-    return (m.password_hash, m.webhook_url, m.webhook_secret_enc, m.auto_refund_double_payments, payments, keys,
+    endpoints = [(e.url, e.secret_enc, e.enabled) for e in m.webhook_endpoints]
+    return (m.password_hash, endpoints, m.auto_refund_double_payments, payments, keys,
             events, accounts, refunds, attempts)
 
 
