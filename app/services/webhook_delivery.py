@@ -61,6 +61,8 @@ STARTED_ERROR = "no answer recorded: the worker stopped during the attempt"
 class Target:
     """Where one endpoint's POSTs go: the checked addresses, the URL's host for Host, SNI and the certificate."""
 
+    #: The endpoint's id: each endpoint has its own connections.
+    endpoint_id: int | None
     scheme: str
     host: str
     port: int
@@ -69,7 +71,7 @@ class Target:
     addresses: tuple
 
 
-def resolve_target(url):
+def resolve_target(url, endpoint_id=None):
     """Check the URL (app.services.webhooks.validate_webhook_url, DNS included) and return its Target.
     Raises ValidationError when it is refused or does not resolve."""
     from app.services.webhooks import _check_target, _resolve
@@ -83,11 +85,11 @@ def resolve_target(url):
     if ":" in parts.hostname:  # an IPv6 literal
         host_header = f"[{parts.hostname}]" + ("" if parts.port is None else f":{parts.port}")
     path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-    return Target(parts.scheme, parts.hostname, port, path, host_header, tuple(addresses))
+    return Target(endpoint_id, parts.scheme, parts.hostname, port, path, host_header, tuple(addresses))
 
 
 class PinnedPools:
-    """urllib3 connection pools kept between batches, one per (scheme, host, port, checked address).
+    """urllib3 connection pools kept between batches, one per (endpoint, scheme, host, port, checked address).
 
     urllib3 connects to the pool's host, which here is the address just checked, never the name again; over
     HTTPS the name goes in SNI and the certificate must be valid for it (`server_hostname`). A new DNS answer
@@ -102,7 +104,7 @@ class PinnedPools:
         self._lock = threading.Lock()
 
     def get(self, target, address, maxsize):
-        key = (target.scheme, target.host, target.port, address)
+        key = (target.endpoint_id, target.scheme, target.host, target.port, address)
         with self._lock:
             pool = self._pools.get(key)
             if pool is None:
@@ -380,14 +382,18 @@ def _send(item, target, secrets, config, maxsize):
     return result
 
 
-def _chain(items, target, secrets, config, deadline, maxsize):
-    """One connection's share of an endpoint's batch, one POST after another (kept alive)."""
+def _chain(items, target, secrets, config, deadline, maxsize, gone):
+    """One connection's share of an endpoint's batch, one POST after another (kept alive). Stops at the
+    deadline, and for the whole endpoint once it answers 410 Gone (`gone`, shared by its chains)."""
     results = []
     for item in items:
-        if time.monotonic() >= deadline:
+        if time.monotonic() >= deadline or gone.is_set():
             results.append(Result(item.delivery_id, item.attempt_id, unsent=True))
-        else:
-            results.append(_send(item, target, secrets, config, maxsize))
+            continue
+        result = _send(item, target, secrets, config, maxsize)
+        if result.status_code == 410:
+            gone.set()
+        results.append(result)
     return results
 
 
@@ -402,7 +408,7 @@ def send_all(items, urls, secrets, config):
     results, futures = [], []
     for endpoint_id, its in by_endpoint.items():
         try:
-            target = resolve_target(urls[endpoint_id])  # checked again at delivery: DNS may have changed
+            target = resolve_target(urls[endpoint_id], endpoint_id)  # checked again: DNS may have changed
         except ValidationError as exc:
             results.extend(Result(i.delivery_id, i.attempt_id, error=exc.message) for i in its)
             continue
@@ -410,10 +416,11 @@ def send_all(items, urls, secrets, config):
         chains = [[] for _ in range(lanes)]
         for item in its:  # one payment's events stay on one connection, in order
             chains[(item.payment_id or item.delivery_id) % lanes].append(item)
+        gone = threading.Event()
         for chain in chains:
             if chain:
                 futures.append(executor.submit(_chain, chain, target, secrets[endpoint_id], config, deadline,
-                                               lanes))
+                                               lanes, gone))
     for future in futures:
         results.extend(future.result())
     return results
