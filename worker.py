@@ -17,7 +17,10 @@ retries), in a thread that survives Redis restarting empty and other workers bei
 
 import argparse
 import logging
+import time
 
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 from rq import SimpleWorker
 
 from app import create_app
@@ -37,11 +40,25 @@ def main(argv=None):
             from app.jobs.clock import Clock
 
             Clock(app, QUEUES).start()
-        worker = SimpleWorker([get_queue(name) for name in args.queues], connection=get_redis())
-        # While Redis is away RQ waits longer and longer between tries (up to a minute); come back sooner.
-        worker.max_connection_wait_time = app.config["WORKER_RECONNECT_MAX_SECONDS"]
-        logging.getLogger(__name__).info("worker listening on %s", ", ".join(args.queues))
-        worker.work(burst=args.burst, with_scheduler=False)
+        supervise(app, args.queues, burst=args.burst)
+
+
+def supervise(app, queues, *, burst=False):
+    """Run an RQ worker; when Redis goes away under it (RQ retries only some of its calls, others end the
+    worker), start a new one as soon as Redis answers again, so nobody has to restart anything."""
+    log = logging.getLogger(__name__)
+    wait = app.config["WORKER_RECONNECT_MAX_SECONDS"]
+    while True:
+        try:
+            worker = SimpleWorker([get_queue(name) for name in queues], connection=get_redis())
+            # While Redis is away RQ waits longer and longer between tries (up to a minute); come back sooner.
+            worker.max_connection_wait_time = wait
+            log.info("worker listening on %s", ", ".join(queues))
+            worker.work(burst=burst, with_scheduler=False)
+            return  # asked to stop, or a burst is done
+        except (RedisConnectionError, RedisTimeoutError):
+            log.warning("lost Redis; starting the worker again once it answers", exc_info=True)
+            time.sleep(wait)
 
 
 if __name__ == "__main__":
