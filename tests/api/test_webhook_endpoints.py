@@ -9,7 +9,6 @@ from standardwebhooks import Webhook
 from app.extensions import db
 from app.models import MAX_ENDPOINTS, OutboxEvent
 from app.services.payments import cancel_payment
-from tests.receiver import receiver  # noqa: F401  (fixture)
 
 
 def auth(key):
