@@ -1,6 +1,7 @@
 """The merchant dashboard: /dashboard (Flask-Login sessions, CSRF on every form).
 
-Routes live in one module per area (auth, overview, payments, refunds, webhooks, settings). Every query
+Routes live in one module per area (auth, overview, payments, refunds, webhooks and webhook_endpoints,
+settings). Every query
 starts from `current_user`; anything of another merchant's is answered exactly like something missing (404).
 """
 
@@ -48,4 +49,12 @@ def flash_form_errors(form):
                   "The form expired or was not sent from this page. Please try again.", "error")
 
 
-from app.dashboard import auth, overview, payments, refunds, settings, webhooks  # noqa: E402,F401
+from app.dashboard import (  # noqa: E402,F401
+    auth,
+    overview,
+    payments,
+    refunds,
+    settings,
+    webhook_endpoints,
+    webhooks,
+)

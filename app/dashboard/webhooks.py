@@ -1,14 +1,16 @@
-"""The webhooks page: endpoint URL, signing secret (revealed on demand, rotatable), recent events with
-every delivery attempt, resend."""
+"""The webhooks page: every endpoint (with why one is disabled) and a form to add one, the first endpoint's URL
+and signing secret (revealed on demand, rotatable) as before, recent events with every delivery attempt,
+resend. Each endpoint's own page is app.dashboard.webhook_endpoints."""
 
 from flask import flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
 from sqlalchemy import select
 
 from app.dashboard import bp, flash_form_errors, owned_or_404
-from app.dashboard.forms import ActionForm, WebhookUrlForm
+from app.dashboard.forms import ActionForm, EndpointForm, WebhookUrlForm
 from app.extensions import db
-from app.models import OutboxEvent, Payment, WebhookAttempt
+from app.models import MAX_ENDPOINTS, OutboxEvent, Payment, WebhookAttempt
+from app.services.webhook_endpoints import list_endpoints
 from app.security import mask
 from app.services.errors import ServiceError
 
@@ -32,7 +34,8 @@ def _page(form=None, secret=None, status=200):
     return render_template(
         "dashboard/webhooks/index.html", payments=payments, form=form or WebhookUrlForm(url=current_user.webhook_url),
         action_form=ActionForm(), events=events, attempts=attempts, secret=secret,
-        masked=mask(current_user.webhook_secret, 4),
+        masked=mask(current_user.webhook_secret or "", 4), endpoints=list_endpoints(current_user),
+        endpoint_form=EndpointForm(formdata=None), max_endpoints=MAX_ENDPOINTS,
     ), status
 
 
@@ -69,6 +72,7 @@ def reveal_webhook_secret():
     """Shown in this response only (a POST, so it is never in a URL, the history or a flash cookie)."""
     ActionForm().validate_on_submit()
     return _page(secret=current_user.webhook_secret)
+
 
 
 @bp.post("/webhooks/secret/rotate")

@@ -6,11 +6,13 @@ from sqlalchemy import func, select, update
 
 from app.extensions import db
 from app.models import ApiKey, Merchant, OutboxEvent, Payment, PaymentAttempt, Refund
+from app.services import webhook_endpoints as endpoints
 from app.services.outbox import emit
 from tests.helpers import reload
 from tests.web.dashboard.conftest import sign_in, token_of
 
-# (method, path); {payment}, {paid}, {attempt}, {event}, {key}, {gateway}, {refund} are filled with the owner's ids.
+# (method, path); {payment}, {paid}, {attempt}, {event}, {key}, {gateway}, {refund}, {endpoint} are filled with
+# the owner's ids.
 ROUTES = [
     ("GET", "/dashboard/"),
     ("GET", "/dashboard/account"),
@@ -35,13 +37,23 @@ ROUTES = [
     ("POST", "/dashboard/webhooks/secret"),
     ("POST", "/dashboard/webhooks/secret/rotate"),
     ("POST", "/dashboard/webhooks/events/{event}/resend"),
+    ("POST", "/dashboard/webhooks/endpoints"),
+    ("GET", "/dashboard/webhooks/endpoints/{endpoint}"),
+    ("POST", "/dashboard/webhooks/endpoints/{endpoint}"),
+    ("POST", "/dashboard/webhooks/endpoints/{endpoint}/secret"),
+    ("POST", "/dashboard/webhooks/endpoints/{endpoint}/secret/rotate"),
+    ("POST", "/dashboard/webhooks/endpoints/{endpoint}/ping"),
+    ("POST", "/dashboard/webhooks/endpoints/{endpoint}/replay"),
+    ("POST", "/dashboard/webhooks/endpoints/{endpoint}/events/{event}/replay"),
+    ("POST", "/dashboard/webhooks/endpoints/{endpoint}/delete"),
     ("GET", "/dashboard/settings"),
     ("POST", "/dashboard/settings/gateways/{gateway}"),
     ("POST", "/dashboard/settings/double-payments"),
     ("POST", "/dashboard/settings/api-keys"),
     ("POST", "/dashboard/settings/api-keys/{key}/revoke"),
 ]
-OWNED = [r for r in ROUTES if any(k in r[1] for k in ("{payment}", "{event}", "{key}", "{refund}", "{attempt}"))]
+OWNED = [r for r in ROUTES if any(k in r[1] for k in ("{payment}", "{event}", "{key}", "{refund}", "{attempt}",
+                                                      "{endpoint}"))]
 POSTS = [r for r in ROUTES if r[0] == "POST"]
 
 
@@ -66,7 +78,7 @@ def _ids(merchant, factories):
     db.session.commit()
     return {"payment": payment.public_id, "event": event.public_id, "key": key.public_id, "gateway": "testcard",
             "refund": refund.public_id, "attempt": paid.attempts[1].public_id,
-            "paid": paid.public_id}
+            "paid": paid.public_id, "endpoint": endpoints.first_endpoint(merchant, create=True).public_id}
 
 
 def _snapshot(merchant_id):
