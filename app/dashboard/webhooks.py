@@ -10,9 +10,9 @@ from app.dashboard import bp, flash_form_errors, owned_or_404
 from app.dashboard.forms import ActionForm, EndpointForm, WebhookUrlForm
 from app.extensions import db
 from app.models import MAX_ENDPOINTS, OutboxEvent, Payment, WebhookAttempt
-from app.services.webhook_endpoints import list_endpoints
 from app.security import mask
 from app.services.errors import ServiceError
+from app.services.webhook_endpoints import list_endpoints
 
 RECENT = 30
 
