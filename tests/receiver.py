@@ -12,10 +12,11 @@ import pytest
 README = os.path.join(os.path.dirname(os.path.dirname(__file__)), "README.md")
 
 
-def readme_snippet():
-    """Execute the README's webhook verification snippet; return its namespace (verify_paysmith_webhook)."""
+def readme_snippet(marker="webhook-verify-snippet"):
+    """Execute one of the README's webhook verification snippets; return its namespace (verify_paysmith_webhook,
+    or paysmith_event for the Standard Webhooks one)."""
     text = open(README, encoding="utf-8").read()
-    match = re.search(r"<!-- webhook-verify-snippet -->\s*```python\n(.*?)```", text, re.S)
+    match = re.search(rf"<!-- {marker} -->\s*```python\n(.*?)```", text, re.S)
     assert match, "README has no webhook verification snippet"
     namespace = {}
     exec(compile(match.group(1), "README.md", "exec"), namespace)  # noqa: S102 (our own README)

@@ -179,3 +179,16 @@ def test_what_the_deadline_stops_is_handed_back_untouched(app, factories, hooked
     while deliver_batch():
         pass
     assert sorted(receiver.event_ids()) == sorted(set(receiver.event_ids())) and len(receiver.requests) == 5
+
+
+def test_the_readme_standard_webhooks_snippet_verifies_a_real_delivery(factories, hooked, receiver, run_jobs):
+    from tests.receiver import readme_snippet
+
+    paysmith_event = readme_snippet("webhook-standard-snippet")["paysmith_event"]
+    merchant, _ = hooked
+    cancel_payment(factories.payment(merchant), source="api")
+    run_jobs()
+    [request] = receiver.requests
+    assert paysmith_event(request["body"], request["headers"], merchant.webhook_secret)["type"] == "payment.cancelled"
+    assert paysmith_event(request["body"] + b" ", request["headers"], merchant.webhook_secret) is None
+    assert paysmith_event(request["body"], request["headers"], endpoints.new_webhook_secret()) is None
