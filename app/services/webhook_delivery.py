@@ -12,7 +12,8 @@ One run of `deliver_batch(lane)` (an RQ job, app.jobs.webhooks):
 2. **POST** them concurrently from a thread pool of WEBHOOK_CONCURRENCY, at most WEBHOOK_ENDPOINT_CONCURRENCY
    at a time to one endpoint, each connection kept alive in a pool per endpoint that connects only to the
    address the URL check just accepted (the certificate is checked against the URL's host name), with connect
-   and read timeouts per request and a deadline for the batch (what is not started by then is handed back);
+   and read timeouts per request and a deadline for the batch (what is not started by then is handed back;
+   so is the rest of an endpoint's share once it fails or answers slowly);
 3. **record** the answers: attempts, deliveries, endpoints (410 Gone disables one; slow or failing ones move to
    the slow lane), the payments' timelines and the events' summaries, in one transaction of bulk statements.
 
@@ -382,17 +383,22 @@ def _send(item, target, secrets, config, maxsize):
     return result
 
 
-def _chain(items, target, secrets, config, deadline, maxsize, gone):
-    """One connection's share of an endpoint's batch, one POST after another (kept alive). Stops at the
-    deadline, and for the whole endpoint once it answers 410 Gone (`gone`, shared by its chains)."""
+def _chain(items, target, secrets, config, deadline, maxsize, stop):
+    """One connection's share of an endpoint's batch, one POST after another (kept alive).
+
+    Stops at the deadline, and for the whole endpoint (`stop`, shared by its chains) once it answers 410 Gone,
+    fails or answers slowly: the rest are handed back untouched and, the endpoint now being flagged slow, go
+    to the slow lane instead of holding this batch for one timeout after another."""
     results = []
+    slow_ms = config["WEBHOOK_SLOW_SECONDS"] * 1000
     for item in items:
-        if time.monotonic() >= deadline or gone.is_set():
+        if time.monotonic() >= deadline or stop.is_set():
             results.append(Result(item.delivery_id, item.attempt_id, unsent=True))
             continue
         result = _send(item, target, secrets, config, maxsize)
-        if result.status_code == 410:
-            gone.set()
+        ok = result.error is None and 200 <= (result.status_code or 0) < 300
+        if not ok or result.latency_ms > slow_ms:
+            stop.set()
         results.append(result)
     return results
 
@@ -416,11 +422,11 @@ def send_all(items, urls, secrets, config):
         chains = [[] for _ in range(lanes)]
         for item in its:  # one payment's events stay on one connection, in order
             chains[(item.payment_id or item.delivery_id) % lanes].append(item)
-        gone = threading.Event()
+        stop = threading.Event()
         for chain in chains:
             if chain:
                 futures.append(executor.submit(_chain, chain, target, secrets[endpoint_id], config, deadline,
-                                               lanes, gone))
+                                               lanes, stop))
     for future in futures:
         results.extend(future.result())
     return results
@@ -573,8 +579,8 @@ def deliver_batch(lane="fast", *, limit=None, owner=None):
     items, urls, secrets = _load(owner, ids, now)
     results = send_all(items, urls, secrets, config)
     retries = _record(owner, items, results, utcnow(), config)
-    if any(r.unsent for r in results):
-        _best_effort(kick_deliveries, app, [lane])
+    if any(r.unsent for r in results):  # handed back: in this lane, or the slow one if its endpoint moved there
+        _best_effort(kick_deliveries, app)
     for retry_lane, at in retries.items():
         _best_effort(schedule_deliveries, app, retry_lane, at)
     return len(ids)
