@@ -76,7 +76,7 @@ def fan_out(events):
         if not wanted:
             skipped.append(event_id)
     if rows:
-        db.session.execute(insert(WebhookDelivery), rows)
+        db.session.execute(insert(WebhookDelivery.__table__), rows)
     if skipped:
         db.session.execute(update(OutboxEvent).where(OutboxEvent.id.in_(skipped)).values(
             delivery_status="skipped", last_error="no webhook endpoint wants this event")
