@@ -114,6 +114,8 @@ def test_failed_after_the_last_attempt_then_resent_with_the_same_id(app, factori
     assert receiver.requests[2]["json"] == receiver.requests[0]["json"]
     r = http.get(f"/api/v1/events/{event.public_id}", headers={"Authorization": f"Bearer {key}"})
     assert [a["status_code"] for a in r.json()["attempt_log"]] == [500, 500, 200]
+    [delivery] = r.json()["deliveries"]
+    assert (delivery["url"], delivery["status"], delivery["attempts"]) == (receiver.url, "delivered", 1)
 
     other, other_key = factories.merchant()
     r = http.post(f"/api/v1/events/{event.public_id}/resend", headers={"Authorization": f"Bearer {other_key}"})
