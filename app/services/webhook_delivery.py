@@ -269,7 +269,7 @@ def claim(lane, owner, now, config, limit=None):
     query = (select(D.id, D.endpoint_id).join(E, E.id == D.endpoint_id)
              .where(D.status == "pending", D.next_attempt_at <= now, free, E.enabled.is_(True),
                     _lane_filter(lane, now))
-             .order_by(D.next_attempt_at, D.id).limit(limit * 4))
+             .order_by(D.next_attempt_at, D.id).limit(limit * 2))
     if db.engine.dialect.name == "postgresql":
         query = query.with_for_update(skip_locked=True, of=D)
     picked, per_endpoint = [], defaultdict(int)
@@ -383,12 +383,13 @@ def _send(item, target, secrets, config, maxsize):
     return result
 
 
-def _chain(items, target, secrets, config, deadline, maxsize, stop):
+def _chain(items, target, secrets, config, deadline, maxsize, stop, stop_on_trouble):
     """One connection's share of an endpoint's batch, one POST after another (kept alive).
 
-    Stops at the deadline, and for the whole endpoint (`stop`, shared by its chains) once it answers 410 Gone,
-    fails or answers slowly: the rest are handed back untouched and, the endpoint now being flagged slow, go
-    to the slow lane instead of holding this batch for one timeout after another."""
+    Stops at the deadline, and for the whole endpoint (`stop`, shared by its chains) once it answers 410 Gone
+    or, in the fast lane (`stop_on_trouble`), fails or answers slowly: the rest are handed back untouched and,
+    the endpoint now being flagged slow, go to the slow lane instead of holding this batch for one timeout
+    after another. The slow lane gives such an endpoint its whole share."""
     results = []
     slow_ms = config["WEBHOOK_SLOW_SECONDS"] * 1000
     for item in items:
@@ -397,13 +398,13 @@ def _chain(items, target, secrets, config, deadline, maxsize, stop):
             continue
         result = _send(item, target, secrets, config, maxsize)
         ok = result.error is None and 200 <= (result.status_code or 0) < 300
-        if not ok or result.latency_ms > slow_ms:
+        if result.status_code == 410 or (stop_on_trouble and (not ok or result.latency_ms > slow_ms)):
             stop.set()
         results.append(result)
     return results
 
 
-def send_all(items, urls, secrets, config):
+def send_all(items, urls, secrets, config, lane="fast"):
     """POST every item: per endpoint at most WEBHOOK_ENDPOINT_CONCURRENCY chains, all in one thread pool."""
     by_endpoint = defaultdict(list)
     for item in items:
@@ -426,7 +427,7 @@ def send_all(items, urls, secrets, config):
         for chain in chains:
             if chain:
                 futures.append(executor.submit(_chain, chain, target, secrets[endpoint_id], config, deadline,
-                                               lanes, stop))
+                                               lanes, stop, lane == "fast"))
     for future in futures:
         results.extend(future.result())
     return results
@@ -577,9 +578,11 @@ def deliver_batch(lane="fast", *, limit=None, owner=None):
     if len(ids) == limit:
         _best_effort(kick_deliveries, app, [lane])
     items, urls, secrets = _load(owner, ids, now)
-    results = send_all(items, urls, secrets, config)
+    results = send_all(items, urls, secrets, config, lane)
     retries = _record(owner, items, results, utcnow(), config)
-    if any(r.unsent for r in results):  # handed back: in this lane, or the slow one if its endpoint moved there
+    if len(ids) == limit or any(r.unsent for r in results):
+        # More may be due (a job that found the rows locked by this claim ended early), or some were handed
+        # back (in this lane, or the slow one if their endpoint moved there): ask for the next job.
         _best_effort(kick_deliveries, app)
     for retry_lane, at in retries.items():
         _best_effort(schedule_deliveries, app, retry_lane, at)
