@@ -383,13 +383,13 @@ def _send(item, target, secrets, config, maxsize):
     return result
 
 
-def _chain(items, target, secrets, config, deadline, maxsize, stop, stop_on_trouble):
+def _chain(items, target, secrets, config, deadline, maxsize, stop):
     """One connection's share of an endpoint's batch, one POST after another (kept alive).
 
-    Stops at the deadline, and for the whole endpoint (`stop`, shared by its chains) once it answers 410 Gone
-    or, in the fast lane (`stop_on_trouble`), fails or answers slowly: the rest are handed back untouched and,
-    the endpoint now being flagged slow, go to the slow lane instead of holding this batch for one timeout
-    after another. The slow lane gives such an endpoint its whole share."""
+    Stops at the deadline, and for the whole endpoint (`stop`, shared by its chains) once it answers 410 Gone,
+    fails or answers slowly: the rest are handed back untouched and, the endpoint now being flagged slow, go
+    to the slow lane, so no batch waits for one timeout after another and a worker serving both lanes is
+    held by a slow endpoint for about one timeout per batch (the next batch takes up the rest)."""
     results = []
     slow_ms = config["WEBHOOK_SLOW_SECONDS"] * 1000
     for item in items:
@@ -398,13 +398,13 @@ def _chain(items, target, secrets, config, deadline, maxsize, stop, stop_on_trou
             continue
         result = _send(item, target, secrets, config, maxsize)
         ok = result.error is None and 200 <= (result.status_code or 0) < 300
-        if result.status_code == 410 or (stop_on_trouble and (not ok or result.latency_ms > slow_ms)):
+        if not ok or result.latency_ms > slow_ms:
             stop.set()
         results.append(result)
     return results
 
 
-def send_all(items, urls, secrets, config, lane="fast"):
+def send_all(items, urls, secrets, config):
     """POST every item: per endpoint at most WEBHOOK_ENDPOINT_CONCURRENCY chains, all in one thread pool."""
     by_endpoint = defaultdict(list)
     for item in items:
@@ -427,7 +427,7 @@ def send_all(items, urls, secrets, config, lane="fast"):
         for chain in chains:
             if chain:
                 futures.append(executor.submit(_chain, chain, target, secrets[endpoint_id], config, deadline,
-                                               lanes, stop, lane == "fast"))
+                                               lanes, stop))
     for future in futures:
         results.extend(future.result())
     return results
@@ -578,7 +578,7 @@ def deliver_batch(lane="fast", *, limit=None, owner=None):
     if len(ids) == limit:
         _best_effort(kick_deliveries, app, [lane])
     items, urls, secrets = _load(owner, ids, now)
-    results = send_all(items, urls, secrets, config, lane)
+    results = send_all(items, urls, secrets, config)
     retries = _record(owner, items, results, utcnow(), config)
     if len(ids) == limit or any(r.unsent for r in results):
         # More may be due (a job that found the rows locked by this claim ended early), or some were handed
