@@ -267,7 +267,7 @@ def claim(lane, owner, now, config, limit=None):
     D, E = WebhookDelivery, WebhookEndpoint  # noqa: N806
     free = or_(D.lease_until.is_(None), D.lease_until < now)
     query = (select(D.id, D.endpoint_id).join(E, E.id == D.endpoint_id)
-             .where(D.status == "pending", D.next_attempt_at <= now, free, E.enabled.is_(True),
+             .where(D.status == "pending", D.next_attempt_at <= now, free, E.enabled.is_(True), E.url.is_not(None),
                     _lane_filter(lane, now))
              .order_by(D.next_attempt_at, D.id).limit(limit * 2))
     if db.engine.dialect.name == "postgresql":
@@ -604,7 +604,7 @@ def due_lanes(now=None):
     for lane in ("fast", "slow"):
         if db.session.scalar(select(D.id).join(E, E.id == D.endpoint_id).where(
                 D.status == "pending", D.next_attempt_at <= now,
-                or_(D.lease_until.is_(None), D.lease_until < now), E.enabled.is_(True),
+                or_(D.lease_until.is_(None), D.lease_until < now), E.enabled.is_(True), E.url.is_not(None),
                 _lane_filter(lane, now)).limit(1)) is not None:
             lanes.append(lane)
     db.session.rollback()

@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 
 from app import webhooks as merchant_side
 from app.extensions import db
-from app.models import OutboxEvent, Payment, PaymentEvent, WebhookDelivery, utcnow
+from app.models import OutboxEvent, Payment, PaymentEvent, WebhookDelivery, WebhookEndpoint, utcnow
 from app.services.errors import ValidationError
 
 log = logging.getLogger(__name__)
@@ -185,6 +185,8 @@ def _reopen(query):
     from app.services.webhook_delivery import summarise_events
 
     now = utcnow()
+    query = query.where(WebhookDelivery.endpoint_id.in_(  # never to an endpoint whose URL was removed
+        select(WebhookEndpoint.id).where(WebhookEndpoint.url.is_not(None))))
     event_ids = db.session.execute(
         query.values(status="pending", attempts=0, next_attempt_at=now, delivered_at=None, last_error=None)
         .returning(WebhookDelivery.event_id).execution_options(synchronize_session=False)).scalars().all()
@@ -207,7 +209,8 @@ def resend_event(event):
             db.session.add(WebhookDelivery(event_id=event.id, endpoint_id=endpoint.id, next_attempt_at=now,
                                            status="pending", attempts=0))
         db.session.flush()
-    _reopen(update(WebhookDelivery).where(WebhookDelivery.event_id == event.id))
+    if not _reopen(update(WebhookDelivery).where(WebhookDelivery.event_id == event.id)):
+        event.delivery_status, event.last_error = "skipped", "no webhook endpoint wants this event"
     _timeline(event.payment_id, f"Webhook {event.type} ({event.public_id}) resent on request")
     db.session.commit()
     db.session.refresh(event)

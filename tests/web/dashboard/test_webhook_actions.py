@@ -43,3 +43,7 @@ def test_resend_one_event(signed_in, merchant, factories):
                        data={"csrf_token": token_of(signed_in, "/dashboard/webhooks")}, follow_redirects=True)
     assert f"Event payment.cancelled ({event.public_id}) queued for delivery again." in r.text
     assert reload(event).delivery_status == "pending"
+    set_webhook_url(merchant, None)  # no endpoint left that wants it: resent, it goes nowhere, and says so
+    signed_in.post(f"/dashboard/webhooks/events/{event.public_id}/resend",
+                   data={"csrf_token": token_of(signed_in, "/dashboard/webhooks")})
+    assert reload(event).delivery_status == "skipped"
