@@ -1,5 +1,6 @@
-"""Webhook events and the webhook endpoint in the JSON API: list, retrieve (with attempts), resend, and the
-merchant's webhook URL and signing secret."""
+"""Webhook events in the JSON API: list, retrieve (with every attempt and each endpoint's delivery), resend,
+and the first endpoint's URL and signing secret as the old single-endpoint calls knew them (every endpoint:
+app.api.webhook_endpoints)."""
 
 from flask import g, jsonify, request
 from sqlalchemy import select
@@ -36,6 +37,12 @@ def event_dict(event, attempts=False):
             {"at": isoformat(a.created_at), "url": a.url, "status_code": a.status_code, "latency_ms": a.latency_ms,
              "response_body": a.response_body, "error": a.error}
             for a in event.attempts_log
+        ]
+        data["deliveries"] = [
+            {"endpoint": d.endpoint.public_id, "url": d.endpoint.url, "status": d.status, "attempts": d.attempts,
+             "next_attempt_at": isoformat(d.next_attempt_at) if d.status == "pending" else None,
+             "last_error": d.last_error}
+            for d in event.deliveries
         ]
     return data
 
@@ -114,6 +121,9 @@ def set_webhook_endpoint():
 @bp.post("/webhook_endpoint/rotate_secret")
 @require_api_key
 def rotate_webhook_secret():
-    secret = webhooks.rotate_webhook_secret(g.merchant)
-    return jsonify({"object": "webhook_endpoint", "url": g.merchant.webhook_url, "secret": secret,
-                    "previous_secret_valid_until": isoformat(g.merchant.webhook_secret_previous_until)})
+    from app.services.webhook_endpoints import first_endpoint, rotate_secret
+
+    endpoint = first_endpoint(g.merchant, create=True)
+    secret = rotate_secret(endpoint)
+    return jsonify({"object": "webhook_endpoint", "url": endpoint.url, "secret": secret,
+                    "previous_secret_valid_until": isoformat(endpoint.previous_secret_until)})
