@@ -6,12 +6,13 @@ from flask import g, jsonify, request
 from sqlalchemy import select
 
 from app.api import bp
-from app.api.auth import require_api_key
+from app.api.auth import api_actor, require_api_key
 from app.api.errors import api_error, from_service_error
 from app.api.pagination import page, page_limit
 from app.api.payments import json_body
 from app.extensions import db
 from app.models import OutboxEvent, isoformat
+from app.services import webhook_endpoints as endpoints
 from app.services import webhooks
 from app.services.errors import ServiceError
 
@@ -91,7 +92,7 @@ def resend_event(public_id):
     event, error = _event_or_404(public_id)
     if error:
         return error
-    return jsonify(event_dict(webhooks.resend_event(event)))
+    return jsonify(event_dict(webhooks.resend_event(event, actor=api_actor())))
 
 
 @bp.get("/webhook_endpoint")
@@ -112,7 +113,7 @@ def set_webhook_endpoint():
         # A list or a number is not a URL; without this, an empty one would have turned deliveries off.
         return api_error(400, "invalid_type", "url must be a string, or null to turn deliveries off", "url")
     try:
-        url = webhooks.set_webhook_url(g.merchant, body["url"])
+        url = endpoints.set_webhook_url(g.merchant, body["url"], actor=api_actor())
     except ServiceError as exc:
         return from_service_error(exc)
     return jsonify({"object": "webhook_endpoint", "url": url})
@@ -121,9 +122,7 @@ def set_webhook_endpoint():
 @bp.post("/webhook_endpoint/rotate_secret")
 @require_api_key
 def rotate_webhook_secret():
-    from app.services.webhook_endpoints import first_endpoint, rotate_secret
-
-    endpoint = first_endpoint(g.merchant, create=True)
-    secret = rotate_secret(endpoint)
+    endpoint = endpoints.first_endpoint(g.merchant, create=True)
+    secret = endpoints.rotate_secret(endpoint, actor=api_actor())
     return jsonify({"object": "webhook_endpoint", "url": endpoint.url, "secret": secret,
                     "previous_secret_valid_until": isoformat(endpoint.previous_secret_until)})

@@ -7,8 +7,10 @@ from flask import g, jsonify, request
 from sqlalchemy import select
 
 from app.api import bp
-from app.api.auth import require_api_key
+from app.api.auth import api_actor, require_api_key
 from app.api.errors import api_error, from_service_error
+from app.api.events import DELIVERY_STATUSES
+from app.api.pagination import page_limit
 from app.api.payments import json_body
 from app.extensions import db
 from app.models import OutboxEvent, WebhookDelivery, isoformat
@@ -75,7 +77,7 @@ def create_webhook_endpoint():
         return api_error(400, "invalid_request", f"unknown field {unknown[0]}", unknown[0])
     endpoint, error = _call(lambda: endpoints.create_endpoint(
         g.merchant, body["url"], event_types=body.get("event_types"), description=body.get("description"),
-        enabled=body.get("enabled", True) is not False))
+        enabled=body.get("enabled", True) is not False, actor=api_actor()))
     if error:
         return error
     response = jsonify(endpoint_dict(endpoint, secret=endpoint.secret))
@@ -99,7 +101,7 @@ def update_webhook_endpoint(public_id):
     body = json_body()
     if body is None:
         return api_error(400, "invalid_json", "the request body must be a JSON object")
-    endpoint, error = _call(endpoints.update_endpoint, endpoint, body)
+    endpoint, error = _call(lambda: endpoints.update_endpoint(endpoint, body, actor=api_actor()))
     return error or jsonify(endpoint_dict(endpoint))
 
 
@@ -109,7 +111,7 @@ def delete_webhook_endpoint(public_id):
     endpoint, error = _endpoint_or_error(public_id)
     if error:
         return error
-    endpoints.delete_endpoint(endpoint)
+    endpoints.delete_endpoint(endpoint, actor=api_actor())
     return jsonify({"id": public_id, "object": "webhook_endpoint", "deleted": True})
 
 
@@ -119,7 +121,7 @@ def rotate_webhook_endpoint_secret(public_id):
     endpoint, error = _endpoint_or_error(public_id)
     if error:
         return error
-    secret = endpoints.rotate_secret(endpoint)
+    secret = endpoints.rotate_secret(endpoint, actor=api_actor())
     return jsonify(endpoint_dict(endpoint, secret=secret))
 
 
@@ -165,7 +167,7 @@ def replay_webhook_endpoint(public_id):
                                                             OutboxEvent.merchant_id == g.merchant.id))
         if event is None:
             return api_error(404, "not_found", f"no event {body['event']}", "event")
-        _, error = _call(webhooks.replay_event, endpoint, event)
+        _, error = _call(lambda: webhooks.replay_event(endpoint, event, actor=api_actor()))
         return error or jsonify({"object": "replay", "replayed": 1})
     since, error = _utc(body["since"], "since")
     if error:
@@ -173,7 +175,7 @@ def replay_webhook_endpoint(public_id):
     until, error = _utc(body["until"], "until")
     if error:
         return error
-    count, error = _call(webhooks.replay_failed, endpoint, since, until)
+    count, error = _call(lambda: webhooks.replay_failed(endpoint, since, until, actor=api_actor()))
     return error or jsonify({"object": "replay", "replayed": count})
 
 
@@ -183,10 +185,11 @@ def list_webhook_endpoint_deliveries(public_id):
     endpoint, error = _endpoint_or_error(public_id)
     if error:
         return error
-    try:
-        limit = min(max(int(request.args.get("limit", 20)), 1), 100)
-    except ValueError:
-        return api_error(400, "invalid_request", "limit must be an integer", "limit")
+    limit, error = page_limit()
+    if error:
+        return error
+    if request.args.get("status") and request.args["status"] not in DELIVERY_STATUSES:
+        return api_error(400, "invalid_request", f"status must be one of {', '.join(DELIVERY_STATUSES)}", "status")
     query = (select(WebhookDelivery, OutboxEvent).join(OutboxEvent, OutboxEvent.id == WebhookDelivery.event_id)
              .where(WebhookDelivery.endpoint_id == endpoint.id))
     if request.args.get("status"):

@@ -5,10 +5,10 @@ event, delete, and its deliveries log with every attempt. Adding an endpoint is 
 from datetime import datetime, time, timedelta
 
 from flask import flash, redirect, render_template, url_for
-from flask_login import current_user, login_required
 from sqlalchemy import select
 
 from app.dashboard import bp, flash_form_errors, owned_or_404
+from app.dashboard.access import current_merchant, dashboard_actor, requires
 from app.dashboard.forms import ActionForm, EndpointForm, ReplayForm
 from app.extensions import db
 from app.models import OutboxEvent, WebhookAttempt, WebhookDelivery, WebhookEndpoint
@@ -48,7 +48,7 @@ def _back(endpoint):
 
 
 @bp.post("/webhooks/endpoints")
-@login_required
+@requires("webhooks.manage")
 def add_webhook_endpoint():
     form = EndpointForm()
     if not form.validate_on_submit():
@@ -56,8 +56,9 @@ def add_webhook_endpoint():
         return redirect(url_for("dashboard.webhooks"), 303)
     try:
         changes = _changes(form)
-        endpoint = endpoints.create_endpoint(current_user, changes["url"], event_types=changes["event_types"],
-                                             description=changes["description"], enabled=changes["enabled"])
+        endpoint = endpoints.create_endpoint(current_merchant, changes["url"], event_types=changes["event_types"],
+                                             description=changes["description"], enabled=changes["enabled"],
+                                             actor=dashboard_actor())
     except ServiceError as exc:
         db.session.rollback()
         flash(f"The endpoint was not added: {exc.message}", "error")
@@ -67,13 +68,13 @@ def add_webhook_endpoint():
 
 
 @bp.get("/webhooks/endpoints/<public_id>")
-@login_required
+@requires("payments.read")
 def webhook_endpoint(public_id):
     return _page(owned_or_404(WebhookEndpoint, public_id))
 
 
 @bp.post("/webhooks/endpoints/<public_id>")
-@login_required
+@requires("webhooks.manage")
 def update_webhook_endpoint(public_id):
     endpoint = owned_or_404(WebhookEndpoint, public_id)
     form = EndpointForm()
@@ -81,7 +82,7 @@ def update_webhook_endpoint(public_id):
         flash_form_errors(form)
         return _page(endpoint, form, status=422)
     try:
-        endpoints.update_endpoint(endpoint, _changes(form))
+        endpoints.update_endpoint(endpoint, _changes(form), actor=dashboard_actor())
     except ServiceError as exc:
         db.session.rollback()
         flash(f"The endpoint was not saved: {exc.message}", "error")
@@ -91,27 +92,27 @@ def update_webhook_endpoint(public_id):
 
 
 @bp.post("/webhooks/endpoints/<public_id>/secret")
-@login_required
+@requires("webhooks.manage")
 def reveal_webhook_endpoint_secret(public_id):
     """Shown in this response only (a POST, so it is never in a URL, the history or a flash cookie)."""
     endpoint = owned_or_404(WebhookEndpoint, public_id)
     ActionForm().validate_on_submit()
-    return _page(endpoint, secret=endpoint.secret)
+    return _page(endpoint, secret=endpoints.reveal_secret(endpoint, actor=dashboard_actor()))
 
 
 @bp.post("/webhooks/endpoints/<public_id>/secret/rotate")
-@login_required
+@requires("webhooks.manage")
 def rotate_webhook_endpoint_secret(public_id):
     endpoint = owned_or_404(WebhookEndpoint, public_id)
     ActionForm().validate_on_submit()
-    secret = endpoints.rotate_secret(endpoint)
+    secret = endpoints.rotate_secret(endpoint, actor=dashboard_actor())
     flash("Signing secret rotated. The previous one keeps signing for a while so you can switch over; the new "
           "one is shown below, once.", "success")
     return _page(endpoint, secret=secret)
 
 
 @bp.post("/webhooks/endpoints/<public_id>/ping")
-@login_required
+@requires("webhooks.manage")
 def ping_webhook_endpoint(public_id):
     endpoint = owned_or_404(WebhookEndpoint, public_id)
     ActionForm().validate_on_submit()
@@ -126,7 +127,7 @@ def ping_webhook_endpoint(public_id):
 
 
 @bp.post("/webhooks/endpoints/<public_id>/replay")
-@login_required
+@requires("webhooks.resend")
 def replay_webhook_endpoint(public_id):
     endpoint = owned_or_404(WebhookEndpoint, public_id)
     form = ReplayForm()
@@ -136,7 +137,7 @@ def replay_webhook_endpoint(public_id):
     since = datetime.combine(form.since.data, time.min)
     until = datetime.combine(form.until.data, time.min) + timedelta(days=1) - timedelta(microseconds=1)
     try:
-        count = webhooks.replay_failed(endpoint, since, until)
+        count = webhooks.replay_failed(endpoint, since, until, actor=dashboard_actor())
     except ServiceError as exc:
         db.session.rollback()
         flash(f"Nothing replayed: {exc.message}", "error")
@@ -146,21 +147,21 @@ def replay_webhook_endpoint(public_id):
 
 
 @bp.post("/webhooks/endpoints/<public_id>/events/<event_id>/replay")
-@login_required
+@requires("webhooks.resend")
 def replay_webhook_endpoint_event(public_id, event_id):
     endpoint = owned_or_404(WebhookEndpoint, public_id)
     event = owned_or_404(OutboxEvent, event_id)
     ActionForm().validate_on_submit()
-    webhooks.replay_event(endpoint, event)
+    webhooks.replay_event(endpoint, event, actor=dashboard_actor())
     flash(f"Event {event.type} ({event.public_id}) queued again for this endpoint.", "success")
     return _back(endpoint)
 
 
 @bp.post("/webhooks/endpoints/<public_id>/delete")
-@login_required
+@requires("webhooks.manage")
 def delete_webhook_endpoint(public_id):
     endpoint = owned_or_404(WebhookEndpoint, public_id)
     ActionForm().validate_on_submit()
-    endpoints.delete_endpoint(endpoint)
+    endpoints.delete_endpoint(endpoint, actor=dashboard_actor())
     flash("Endpoint deleted: it gets no more events.", "success")
     return redirect(url_for("dashboard.webhooks"), 303)

@@ -6,12 +6,8 @@ from flask import flash, redirect, render_template, request, url_for
 from sqlalchemy import select
 
 from app.dashboard import bp, flash_form_errors, owned_or_404
-<<<<<<< HEAD
 from app.dashboard.access import current_merchant, dashboard_actor, requires
-from app.dashboard.forms import ActionForm, WebhookUrlForm
-=======
 from app.dashboard.forms import ActionForm, EndpointForm, WebhookUrlForm
->>>>>>> webhooks
 from app.extensions import db
 from app.models import MAX_ENDPOINTS, OutboxEvent, Payment, WebhookAttempt
 from app.security import mask
@@ -38,12 +34,8 @@ def _page(form=None, secret=None, status=200):
     return render_template(
         "dashboard/webhooks/index.html", payments=payments, form=form or WebhookUrlForm(url=current_merchant.webhook_url),
         action_form=ActionForm(), events=events, attempts=attempts, secret=secret,
-<<<<<<< HEAD
-        masked=mask(current_merchant.webhook_secret, 4),
-=======
-        masked=mask(current_user.webhook_secret or "", 4), endpoints=list_endpoints(current_user),
+        masked=mask(current_merchant.webhook_secret or "", 4), endpoints=list_endpoints(current_merchant),
         endpoint_form=EndpointForm(formdata=None), max_endpoints=MAX_ENDPOINTS,
->>>>>>> webhooks
     ), status
 
 
@@ -60,7 +52,7 @@ def webhook_url():
     if not form.validate_on_submit():
         flash_form_errors(form)
         return _page(form, status=422)
-    from app.services.webhooks import set_webhook_url
+    from app.services.webhook_endpoints import set_webhook_url
 
     try:
         set_webhook_url(current_merchant, form.url.data, actor=dashboard_actor())
@@ -78,7 +70,7 @@ def webhook_url():
 @requires("webhooks.manage")
 def reveal_webhook_secret():
     """Shown in this response only (a POST, so it is never in a URL, the history or a flash cookie)."""
-    from app.services.webhooks import reveal_webhook_secret as reveal
+    from app.services.webhook_endpoints import reveal_webhook_secret as reveal
 
     ActionForm().validate_on_submit()
     return _page(secret=reveal(current_merchant, actor=dashboard_actor()))
@@ -88,7 +80,7 @@ def reveal_webhook_secret():
 @bp.post("/webhooks/secret/rotate")
 @requires("webhooks.manage")
 def rotate_secret():
-    from app.services.webhooks import rotate_webhook_secret
+    from app.services.webhook_endpoints import rotate_webhook_secret
 
     ActionForm().validate_on_submit()
     secret = rotate_webhook_secret(current_merchant, actor=dashboard_actor())

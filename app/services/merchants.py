@@ -1,7 +1,6 @@
 """Merchant accounts (each created with its first owner), merchant settings and API keys (webhook endpoints
 and their secrets: app.services.webhook_endpoints)."""
 
-import secrets
 
 from flask import current_app
 from sqlalchemy import func, select

@@ -44,6 +44,7 @@ from sqlalchemy import and_, bindparam, case, delete, exists, func, insert, or_,
 from app import webhooks as merchant_side
 from app.extensions import db
 from app.models import OutboxEvent, PaymentEvent, WebhookAttempt, WebhookDelivery, WebhookEndpoint, utcnow
+from app.ops import metrics
 from app.services.errors import ValidationError
 
 log = logging.getLogger(__name__)
@@ -240,10 +241,6 @@ def judge(result, attempt_no, now, config):
     if delay is None:
         delay = retry_delay(attempt_no, config)
     return Settlement("retry", "pending", now + timedelta(seconds=delay), error)
-
-
-def _observe(outcome, seconds):
-    """Every judged attempt passes here once (the hook for metrics)."""
 
 
 # --- claim ------------------------------------------------------------------------------------------------------
@@ -459,7 +456,7 @@ def _record(owner, items, results, now, config):
             unsent.append({"b_id": item.delivery_id, "attempts": item.attempts - 1})
             continue
         settled = judge(result, item.attempts, now, config)
-        _observe(settled.outcome, result.latency_ms / 1000)
+        metrics.webhook_delivery(settled.outcome, result.latency_ms / 1000)  # every judged attempt, once
         touched_events.add(item.event_id)
         attempts.append({"id": result.attempt_id, "status_code": result.status_code, "latency_ms": result.latency_ms,
                          "response_body": result.body, "error": settled.error})

@@ -15,7 +15,8 @@ from sqlalchemy import func, select
 
 from app.extensions import db
 from app.models import MAX_ENDPOINTS, WebhookEndpoint, utcnow
-from app.services.errors import NotFound, ValidationError
+from app.services import audit
+from app.services.errors import MalformedRequest, NotFound, ValidationError
 
 #: Every event type an endpoint can ask for (`ping` is sent only by "Send test event", to that endpoint).
 EVENT_TYPES = (
@@ -90,7 +91,18 @@ def get_endpoint(merchant, public_id):
     return endpoint
 
 
-def create_endpoint(merchant, url, *, event_types=None, description=None, enabled=True, commit=True):
+def _audited(endpoint, action, actor, before=None, after=None):
+    """One audit row for a change to `endpoint` (its URL, events, description, on/off; never its secret)."""
+    audit.record(endpoint.merchant_id, action, actor, target_type="webhook_endpoint", target_id=endpoint.public_id,
+                 before=before, after=after)
+
+
+def _settings(endpoint):
+    return {"url": endpoint.url, "event_types": endpoint.event_types, "description": endpoint.description,
+            "enabled": endpoint.enabled}
+
+
+def create_endpoint(merchant, url, *, event_types=None, description=None, enabled=True, commit=True, actor=None):
     """Add an endpoint with a new secret; refuses the 17th. Commits (unless `commit` is False)."""
     url = _url(url)
     types, description = _event_types(event_types), _description(description)
@@ -105,16 +117,18 @@ def create_endpoint(merchant, url, *, event_types=None, description=None, enable
     db.session.add(endpoint)
     db.session.flush()
     _forget_cached(merchant)
+    _audited(endpoint, "webhook.endpoint_changed", actor, before={}, after=_settings(endpoint))
     if commit:
         db.session.commit()
     return endpoint
 
 
-def update_endpoint(endpoint, changes):
+def update_endpoint(endpoint, changes, *, actor=None):
     """Change url, event_types, description and/or enabled (re-enabling clears the reason). Commits."""
     unknown = sorted(set(changes) - {"url", "event_types", "description", "enabled"})
     if unknown:
-        raise ValidationError(f"unknown field {unknown[0]}", field=unknown[0], code="invalid_request")
+        raise MalformedRequest(f"unknown field {unknown[0]}", field=unknown[0], code="invalid_request")
+    before = _settings(endpoint)
     if "url" in changes:
         endpoint.url = _url(changes["url"])
     if "event_types" in changes:
@@ -128,30 +142,42 @@ def update_endpoint(endpoint, changes):
             endpoint.enabled, endpoint.disabled_reason, endpoint.slow_until = True, None, None
         elif not changes["enabled"] and endpoint.enabled:
             endpoint.enabled, endpoint.disabled_reason = False, "disabled by you"
+    old, new = audit.changed(before, _settings(endpoint))
+    if new:
+        _audited(endpoint, "webhook.endpoint_changed", actor, before=old, after=new)
     db.session.commit()
     return endpoint
 
 
-def delete_endpoint(endpoint):
+def delete_endpoint(endpoint, *, actor=None):
     """Delete the endpoint with its deliveries (events and their other deliveries stay). Commits."""
     from app.models import Merchant
 
     merchant = db.session.get(Merchant, endpoint.merchant_id)
+    _audited(endpoint, "webhook.endpoint_changed", actor, before=_settings(endpoint), after={"deleted": True})
     db.session.delete(endpoint)
     db.session.flush()
     _forget_cached(merchant)
     db.session.commit()
 
 
-def rotate_secret(endpoint):
+def rotate_secret(endpoint, *, actor=None):
     """Give the endpoint a new secret and return it; the old one keeps signing (a second signature in both
     headers) for WEBHOOK_SECRET_GRACE_SECONDS. Commits."""
     secret = new_webhook_secret()
     endpoint.previous_secret_enc = endpoint.secret_enc
     endpoint.previous_secret_until = utcnow() + timedelta(seconds=current_app.config["WEBHOOK_SECRET_GRACE_SECONDS"])
     endpoint.secret = secret
+    _audited(endpoint, "webhook.secret_rotated", actor)
     db.session.commit()
     return secret
+
+
+def reveal_secret(endpoint, *, actor=None):
+    """The endpoint's current signing secret, for showing once; the audit log keeps who looked. Commits."""
+    _audited(endpoint, "webhook.secret_revealed", actor)
+    db.session.commit()
+    return endpoint.secret
 
 
 # --- the first endpoint, as the old single-endpoint API and dashboard form saw it ----------------------------
@@ -170,15 +196,22 @@ def first_endpoint(merchant, *, create=False):
     return endpoint
 
 
-def set_webhook_url(merchant, url):
+def set_webhook_url(merchant, url, *, actor=None):
     """Set the first endpoint's URL (None or "" stops its deliveries). Commits."""
     url = _url(url) if url else None
     endpoint = first_endpoint(merchant, create=True)
+    if endpoint.url != url:
+        _audited(endpoint, "webhook.endpoint_changed", actor, before={"url": endpoint.url}, after={"url": url})
     endpoint.url = url
     db.session.commit()
     return url
 
 
-def rotate_webhook_secret(merchant):
+def rotate_webhook_secret(merchant, *, actor=None):
     """Rotate the first endpoint's secret (see rotate_secret)."""
-    return rotate_secret(first_endpoint(merchant, create=True))
+    return rotate_secret(first_endpoint(merchant, create=True), actor=actor)
+
+
+def reveal_webhook_secret(merchant, *, actor=None):
+    """The first endpoint's secret (see reveal_secret)."""
+    return reveal_secret(first_endpoint(merchant, create=True), actor=actor)

@@ -19,14 +19,9 @@ from sqlalchemy import event, select, update
 from sqlalchemy.orm import Session
 
 from app import webhooks as merchant_side
-<<<<<<< HEAD
-from app.extensions import db, get_redis
-from app.models import Merchant, OutboxEvent, Payment, PaymentEvent, WebhookAttempt, utcnow
-from app.ops import metrics
-=======
 from app.extensions import db
 from app.models import OutboxEvent, Payment, PaymentEvent, WebhookDelivery, WebhookEndpoint, utcnow
->>>>>>> webhooks
+from app.services import audit
 from app.services.errors import ValidationError
 
 log = logging.getLogger(__name__)
@@ -91,47 +86,6 @@ def sign_payload(secret, timestamp, body):
     return merchant_side.sign(secret, timestamp, body)
 
 
-<<<<<<< HEAD
-def signing_secrets(merchant, now=None):
-    """The secrets to sign with: the current one, plus the previous one during its grace period."""
-    now = now or utcnow()
-    secrets = [merchant.webhook_secret]
-    if merchant.webhook_secret_previous_enc and merchant.webhook_secret_previous_until \
-            and merchant.webhook_secret_previous_until > now:
-        from app import security
-
-        secrets.append(security.decrypt(merchant.webhook_secret_previous_enc))
-    return secrets
-
-
-def rotate_webhook_secret(merchant, *, actor=None):
-    """Give the merchant a new signing secret and return it; the old one keeps signing (as a second v1)
-    for WEBHOOK_SECRET_GRACE_SECONDS. Commits."""
-    from app.services.merchants import new_webhook_secret
-
-    secret = new_webhook_secret()
-    merchant.webhook_secret_previous_enc = merchant.webhook_secret_enc
-    merchant.webhook_secret_previous_until = utcnow() + timedelta(
-        seconds=current_app.config["WEBHOOK_SECRET_GRACE_SECONDS"])
-    merchant.webhook_secret = secret
-    from app.services import audit
-
-    audit.record(merchant.id, "webhook.secret_rotated", actor, target_type="merchant", target_id=merchant.public_id)
-    db.session.commit()
-    return secret
-
-
-def reveal_webhook_secret(merchant, *, actor=None):
-    """The current signing secret, for showing once; the audit log keeps who looked. Commits."""
-    from app.services import audit
-
-    audit.record(merchant.id, "webhook.secret_revealed", actor, target_type="merchant", target_id=merchant.public_id)
-    db.session.commit()
-    return merchant.webhook_secret
-
-
-=======
->>>>>>> webhooks
 # --- URL safety --------------------------------------------------------------------------------------------
 
 
@@ -213,32 +167,7 @@ def post_pinned(url, body, headers, timeout):
     return status, content
 
 
-<<<<<<< HEAD
-def set_webhook_url(merchant, url, *, actor=None):
-    """Save the merchant's webhook URL (None or "" turns deliveries off). Commits."""
-    from app.services import audit
-
-    before = merchant.webhook_url
-    merchant.webhook_url = validate_webhook_url(url) if url else None
-    if before != merchant.webhook_url:
-        audit.record(merchant.id, "webhook.endpoint_changed", actor, target_type="merchant",
-                     target_id=merchant.public_id, before={"url": before}, after={"url": merchant.webhook_url})
-    db.session.commit()
-    return merchant.webhook_url
-
-
-# --- delivery ----------------------------------------------------------------------------------------------
-
-
-def retry_delay(failed_attempts, config=None):
-    """Seconds to wait after the n-th failed attempt: exponential, with ± jitter."""
-    config = config or current_app.config
-    base = config["WEBHOOK_RETRY_BASE_SECONDS"] * config["WEBHOOK_RETRY_FACTOR"] ** (failed_attempts - 1)
-    jitter = config["WEBHOOK_RETRY_JITTER"]
-    return base * random.uniform(1 - jitter, 1 + jitter)
-=======
 # --- resend, replay, ping ------------------------------------------------------------------------------------
->>>>>>> webhooks
 
 
 def _timeline(payment_id, message, data=None):
@@ -257,97 +186,6 @@ def _reopen(query):
     from app.services.webhook_delivery import summarise_events
 
     now = utcnow()
-<<<<<<< HEAD
-    lease_until = _take_lease(event_id, now)
-    if lease_until is None:
-        return None
-    outbox = db.session.get(OutboxEvent, event_id)
-    merchant = db.session.get(Merchant, outbox.merchant_id)
-    url = merchant.webhook_url
-    if not url:
-        outbox.delivery_status, outbox.locked_until = "skipped", None
-        outbox.last_error = "no webhook URL configured"
-        db.session.commit()
-        return "skipped"
-    attempt = WebhookAttempt(event_id=outbox.id, url=url, created_at=now,
-                             error="no answer recorded: the worker stopped during the attempt")
-    db.session.add(attempt)
-    body = json.dumps(outbox.payload, separators=(",", ":"), sort_keys=True).encode()
-    secrets = signing_secrets(merchant, now)
-    attempt_no, max_attempts = outbox.attempts, config["WEBHOOK_MAX_ATTEMPTS"]
-    db.session.commit()  # the lease and the started attempt are visible; no transaction during the POST
-
-    status_code, text, error, started = None, None, None, time.monotonic()
-    try:
-        timestamp = int(time.time())
-        # Checked again at delivery (DNS may have changed since the URL was saved), and pinned to that answer.
-        status_code, content = post_pinned(url, body, timeout=config["WEBHOOK_TIMEOUT_SECONDS"], headers={
-            "Content-Type": "application/json",
-            "User-Agent": USER_AGENT,
-            merchant_side.EVENT_ID_HEADER: outbox.public_id,
-            merchant_side.SIGNATURE_HEADER: merchant_side.signature_header(secrets, timestamp, body),
-        })
-        text = content.decode("utf-8", "replace")
-        if not 200 <= status_code < 300:
-            error = f"HTTP {status_code}"
-    except ValidationError as exc:
-        error = exc.message
-    except urllib3.exceptions.NewConnectionError:  # (a subclass of urllib3's TimeoutError)
-        error = "connection failed: the endpoint refused the connection or is unreachable"
-    except urllib3.exceptions.TimeoutError:
-        error = f"timed out after {config['WEBHOOK_TIMEOUT_SECONDS']} s"
-    except urllib3.exceptions.HTTPError as exc:
-        error = f"connection failed: {type(exc).__name__}"
-    latency_ms = int((time.monotonic() - started) * 1000)
-    metrics.webhook_delivery("delivered" if error is None else "failed", time.monotonic() - started)
-    slow = error is not None or latency_ms > config["WEBHOOK_SLOW_SECONDS"] * 1000
-    if slow or lane != "fast":  # in the fast lane the endpoint was not flagged: nothing to clear
-        _flag_endpoint(merchant.id, slow)
-
-    attempt = db.session.get(WebhookAttempt, attempt.id)
-    attempt.status_code, attempt.latency_ms, attempt.response_body, attempt.error = status_code, latency_ms, text, error
-    values = {"locked_until": None, "last_error": error}
-    retry_in = None
-    if error is None:
-        values.update(delivery_status="delivered", delivered_at=utcnow())
-        _timeline(outbox.payment_id, f"Webhook {outbox.type} ({outbox.public_id}) delivered, HTTP {status_code}")
-    elif attempt_no >= max_attempts:
-        values["delivery_status"] = "failed"
-        _timeline(outbox.payment_id, f"Webhook {outbox.type} ({outbox.public_id}) failed after "
-                                     f"{attempt_no} attempts: {error}")
-    else:
-        retry_in = retry_delay(attempt_no, config)
-        values["next_attempt_at"] = utcnow() + timedelta(seconds=retry_in)
-    # Only the holder of the lease settles the event (a lease that ran out may have been taken over).
-    result = db.session.execute(
-        update(OutboxEvent).where(OutboxEvent.id == event_id, OutboxEvent.locked_until == lease_until)
-        .values(**values).execution_options(synchronize_session=False)
-    )
-    db.session.commit()
-    if result.rowcount != 1:
-        return None
-    if retry_in is not None:
-        _schedule(event_id, retry_in, lane="slow")
-        return "pending"
-    return values["delivery_status"]
-
-
-def _schedule(event_id, delay, lane=None):
-    from app.jobs import enqueue_delivery
-
-    if lane is None:
-        merchant_id = db.session.scalar(select(OutboxEvent.merchant_id).where(OutboxEvent.id == event_id))
-        lane = "slow" if merchant_id is not None and endpoint_is_slow(merchant_id) else "fast"
-    try:
-        enqueue_delivery(current_app._get_current_object(), event_id, delay=delay, lane=lane)
-    except Exception:
-        log.warning("could not schedule the next delivery of event %s; the sweeper will", event_id,
-                    exc_info=True)
-
-
-def resend_event(event, *, actor=None):
-    """Deliver an event again, with the same event id and a fresh set of attempts. Commits.
-=======
     query = query.where(WebhookDelivery.endpoint_id.in_(  # never to an endpoint whose URL was removed
         select(WebhookEndpoint.id).where(WebhookEndpoint.url.is_not(None))))
     event_ids = db.session.execute(
@@ -358,14 +196,13 @@ def resend_event(event, *, actor=None):
     return set(event_ids)
 
 
-def resend_event(event):
+def resend_event(event, *, actor=None):
     """Deliver an event again to every endpoint it went to (or, if it went nowhere, to the endpoints that want
     it now), with the same event id and a fresh set of attempts. Commits."""
     has_deliveries = db.session.scalar(select(WebhookDelivery.id).where(WebhookDelivery.event_id == event.id)
                                        .limit(1)) is not None
     if not has_deliveries:
         from app.services.outbox import _endpoints
->>>>>>> webhooks
 
         wanted = [e for e in _endpoints([event.merchant_id]).get(event.merchant_id, []) if e.wants(event.type)]
         now = utcnow()
@@ -376,19 +213,14 @@ def resend_event(event):
     if not _reopen(update(WebhookDelivery).where(WebhookDelivery.event_id == event.id)):
         event.delivery_status, event.last_error = "skipped", "no webhook endpoint wants this event"
     _timeline(event.payment_id, f"Webhook {event.type} ({event.public_id}) resent on request")
-<<<<<<< HEAD
-    db.session.info.setdefault("outbox_new", []).append(event.id)
-    from app.services import audit
-
     audit.record(event.merchant_id, "webhook.resent", actor, target_type="event", target_id=event.public_id,
                  after={"type": event.type})
-=======
     db.session.commit()
     db.session.refresh(event)
     return event
 
 
-def replay_event(endpoint, event):
+def replay_event(endpoint, event, *, actor=None):
     """Deliver one event again to one endpoint (adding the delivery if it never went there). Commits."""
     if event.merchant_id != endpoint.merchant_id:
         from app.services.errors import NotFound
@@ -403,12 +235,13 @@ def replay_event(endpoint, event):
     _reopen(update(WebhookDelivery).where(WebhookDelivery.event_id == event.id,
                                           WebhookDelivery.endpoint_id == endpoint.id))
     _timeline(event.payment_id, f"Webhook {event.type} ({event.public_id}) replayed to {endpoint.url}")
->>>>>>> webhooks
+    audit.record(event.merchant_id, "webhook.resent", actor, target_type="event", target_id=event.public_id,
+                 after={"type": event.type, "endpoint": endpoint.public_id})
     db.session.commit()
     return event
 
 
-def replay_failed(endpoint, since, until):
+def replay_failed(endpoint, since, until, *, actor=None):
     """Deliver again every failed delivery of the endpoint whose event was created in [since, until]; return
     how many. Set-based: one UPDATE. Commits."""
     if not isinstance(since, datetime) or not isinstance(until, datetime) or since > until:
@@ -418,6 +251,9 @@ def replay_failed(endpoint, since, until):
     touched = _reopen(update(WebhookDelivery).where(WebhookDelivery.endpoint_id == endpoint.id,
                                                     WebhookDelivery.status == "failed",
                                                     WebhookDelivery.event_id.in_(event_ids)))
+    audit.record(endpoint.merchant_id, "webhook.resent", actor, target_type="webhook_endpoint",
+                 target_id=endpoint.public_id, after={"failed_since": since.isoformat(),
+                                                      "failed_until": until.isoformat(), "events": len(touched)})
     db.session.commit()
     return len(touched)
 
@@ -445,16 +281,3 @@ def sweep_due_events():
     if lanes:  # even if a job seems queued: it may have been lost with its mark kept
         kick_deliveries(current_app._get_current_object(), lanes, force=True)
     return due
-
-
-def set_webhook_url(merchant, url):
-    """The first endpoint's URL (the old single-endpoint API): app.services.webhook_endpoints."""
-    from app.services.webhook_endpoints import set_webhook_url as set_first
-
-    return set_first(merchant, url)
-
-
-def rotate_webhook_secret(merchant):
-    from app.services.webhook_endpoints import rotate_webhook_secret as rotate_first
-
-    return rotate_first(merchant)

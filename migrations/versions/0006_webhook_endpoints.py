@@ -19,7 +19,7 @@ from sqlalchemy import Text  # noqa: F401
 from sqlalchemy.dialects import postgresql
 
 revision = '0006'
-down_revision = '0003'
+down_revision = '0005'
 branch_labels = None
 depends_on = None
 
