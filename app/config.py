@@ -43,18 +43,31 @@ class Config:
     IDEMPOTENCY_TTL_SECONDS = 24 * 3600
     #: Webhook endpoints on loopback/private addresses are refused unless this is on.
     ALLOW_PRIVATE_WEBHOOK_URLS = False
+    #: Per request: the connect timeout, and the read timeout (also bounding reading the answer).
+    WEBHOOK_CONNECT_TIMEOUT_SECONDS = 5
     WEBHOOK_TIMEOUT_SECONDS = 10
+    #: A delivery job claims up to BATCH_SIZE due deliveries (at most ENDPOINT_BATCH_SHARE of one endpoint),
+    #: POSTs them from CONCURRENCY threads, at most ENDPOINT_CONCURRENCY at once to one endpoint, starts none
+    #: after BATCH_SECONDS, and records the answers.
+    WEBHOOK_BATCH_SIZE = 200
+    WEBHOOK_ENDPOINT_BATCH_SHARE = 50
+    WEBHOOK_CONCURRENCY = 32
+    WEBHOOK_ENDPOINT_CONCURRENCY = 4
+    WEBHOOK_BATCH_SECONDS = 20
+    #: A 429 or 503 with Retry-After is tried again then, but never later than this.
+    WEBHOOK_RETRY_AFTER_MAX_SECONDS = 24 * 3600
     #: Attempts per event before it is marked failed; with the backoff below 8 span about two days.
     WEBHOOK_MAX_ATTEMPTS = 8
     #: Delay after the n-th failed attempt: BASE * FACTOR**(n-1) seconds, ± JITTER (a fraction).
     WEBHOOK_RETRY_BASE_SECONDS = 60
     WEBHOOK_RETRY_FACTOR = 3.6
     WEBHOOK_RETRY_JITTER = 0.2
-    #: An endpoint slower than this (or failing) has its events moved to the `webhooks_slow` queue for
-    #: WEBHOOK_SLOW_FLAG_SECONDS (or until its next quick success).
+    #: An endpoint slower than this (or failing) has its deliveries moved to the slow lane (the
+    #: `webhooks_slow` queue) for WEBHOOK_SLOW_FLAG_SECONDS (or until its next quick success).
     WEBHOOK_SLOW_SECONDS = 3
     WEBHOOK_SLOW_FLAG_SECONDS = 900
-    #: How long a delivery holds an event; a worker that dies mid-delivery frees it after this.
+    #: How long a batch holds its deliveries (at least BATCH_SECONDS + both timeouts + 1); a worker that dies
+    #: mid-batch frees them after this.
     WEBHOOK_LEASE_SECONDS = 60
     #: The previous signing secret is still sent (a second v1) this long after a rotation.
     WEBHOOK_SECRET_GRACE_SECONDS = 24 * 3600
@@ -62,6 +75,12 @@ class Config:
     #: whose next gateway call is due.
     WEBHOOK_SWEEP_SECONDS = 30
     EXPIRY_SWEEP_SECONDS = 60
+    #: The worker's clock (app.jobs.clock): how often it ticks, and how soon a dead worker's hold on moving
+    #: scheduled jobs runs out.
+    CLOCK_TICK_SECONDS = 1
+    CLOCK_LOCK_SECONDS = 5
+    #: A worker tries Redis again at least this often while it is away.
+    WORKER_RECONNECT_MAX_SECONDS = 5
     RECONCILE_SWEEP_SECONDS = 120
     REFUND_SWEEP_SECONDS = 60
     #: Attempts at calling a gateway's refund API when it cannot be reached; then a person decides.
@@ -134,7 +153,13 @@ CONFIGS = {"development": Development, "testing": Testing, "production": Product
 #: Integer settings that may also come from the environment.
 INT_SETTINGS = ("WEBHOOK_TIMEOUT_SECONDS", "WEBHOOK_MAX_ATTEMPTS", "WEBHOOK_LEASE_SECONDS",
                 "RECONCILE_AFTER_SECONDS", "PAYMENT_DEFAULT_EXPIRY_SECONDS", "CHECKOUT_MAX_ATTEMPTS", "MAIL_PORT",
-                "RECEIPT_MAX_ATTEMPTS", "DATABASE_CONNECT_TIMEOUT")
+                "RECEIPT_MAX_ATTEMPTS", "DATABASE_CONNECT_TIMEOUT", "WEBHOOK_CONNECT_TIMEOUT_SECONDS", "WEBHOOK_BATCH_SIZE",
+                "WEBHOOK_ENDPOINT_BATCH_SHARE", "WEBHOOK_CONCURRENCY", "WEBHOOK_ENDPOINT_CONCURRENCY",
+                "WEBHOOK_BATCH_SECONDS", "WEBHOOK_SWEEP_SECONDS", "EXPIRY_SWEEP_SECONDS", "RECONCILE_SWEEP_SECONDS",
+                "REFUND_SWEEP_SECONDS", "RECEIPT_SWEEP_SECONDS", "WEBHOOK_RETRY_BASE_SECONDS",
+                "WORKER_RECONNECT_MAX_SECONDS", "CLOCK_LOCK_SECONDS", "CLOCK_TICK_SECONDS", "WEBHOOK_SLOW_SECONDS",
+                "WEBHOOK_SLOW_FLAG_SECONDS", "WEBHOOK_RETRY_AFTER_MAX_SECONDS", "WEBHOOK_SECRET_GRACE_SECONDS",
+                "WEBHOOK_RETRY_FACTOR", "WEBHOOK_RETRY_JITTER")
 
 
 def load_config(app, overrides=None):
@@ -161,7 +186,7 @@ def load_config(app, overrides=None):
         app.config["ALLOW_PRIVATE_WEBHOOK_URLS"] = _bool(env["ALLOW_PRIVATE_WEBHOOK_URLS"])
     for name in INT_SETTINGS:
         if env.get(name):
-            app.config[name] = int(env[name])
+            app.config[name] = float(env[name]) if "." in env[name] else int(env[name])
     app.config["GATEWAY_BASE_URLS"] = {
         key[len("PAYSMITH_"):-len("_BASE_URL")].lower(): value
         for key, value in env.items()

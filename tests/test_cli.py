@@ -40,7 +40,7 @@ def test_merchants_create_prints_one_json_line_and_the_key_works(app, http):
     # Secrets at rest: the key only as a hash, the webhook secret only encrypted.
     key_row = db.session.scalar(select(ApiKey).where(ApiKey.merchant_id == merchant.id))
     assert data["api_key"] not in (key_row.key_hash, key_row.prefix)
-    assert data["webhook_secret"] not in merchant.webhook_secret_enc
+    assert data["webhook_secret"] not in merchant.first_webhook_endpoint.secret_enc  # encrypted at rest
     assert merchant.webhook_secret == data["webhook_secret"]
 
     r = http.post("/api/v1/payments", headers={"Authorization": f"Bearer {data['api_key']}"},

@@ -4,4 +4,4 @@ from flask import Blueprint
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 
-from app.api import events, openapi, payments, refunds  # noqa: E402,F401  (routes register on bp)
+from app.api import events, openapi, payments, refunds, webhook_endpoints  # noqa: E402,F401  (routes register on bp)

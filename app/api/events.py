@@ -1,16 +1,18 @@
-"""Webhook events and the webhook endpoint in the JSON API: list, retrieve (with attempts), resend, and the
-merchant's webhook URL and signing secret."""
+"""Webhook events in the JSON API: list, retrieve (with every attempt and each endpoint's delivery), resend,
+and the first endpoint's URL and signing secret as the old single-endpoint calls knew them (every endpoint:
+app.api.webhook_endpoints)."""
 
 from flask import g, jsonify, request
 from sqlalchemy import select
 
 from app.api import bp
-from app.api.auth import require_api_key
+from app.api.auth import api_actor, require_api_key
 from app.api.errors import api_error, from_service_error
 from app.api.pagination import page, page_limit
 from app.api.payments import json_body
 from app.extensions import db
 from app.models import OutboxEvent, isoformat
+from app.services import webhook_endpoints as endpoints
 from app.services import webhooks
 from app.services.errors import ServiceError
 
@@ -36,6 +38,12 @@ def event_dict(event, attempts=False):
             {"at": isoformat(a.created_at), "url": a.url, "status_code": a.status_code, "latency_ms": a.latency_ms,
              "response_body": a.response_body, "error": a.error}
             for a in event.attempts_log
+        ]
+        data["deliveries"] = [
+            {"endpoint": d.endpoint.public_id, "url": d.endpoint.url, "status": d.status, "attempts": d.attempts,
+             "next_attempt_at": isoformat(d.next_attempt_at) if d.status == "pending" else None,
+             "last_error": d.last_error}
+            for d in event.deliveries
         ]
     return data
 
@@ -84,7 +92,7 @@ def resend_event(public_id):
     event, error = _event_or_404(public_id)
     if error:
         return error
-    return jsonify(event_dict(webhooks.resend_event(event)))
+    return jsonify(event_dict(webhooks.resend_event(event, actor=api_actor())))
 
 
 @bp.get("/webhook_endpoint")
@@ -105,7 +113,7 @@ def set_webhook_endpoint():
         # A list or a number is not a URL; without this, an empty one would have turned deliveries off.
         return api_error(400, "invalid_type", "url must be a string, or null to turn deliveries off", "url")
     try:
-        url = webhooks.set_webhook_url(g.merchant, body["url"])
+        url = endpoints.set_webhook_url(g.merchant, body["url"], actor=api_actor())
     except ServiceError as exc:
         return from_service_error(exc)
     return jsonify({"object": "webhook_endpoint", "url": url})
@@ -114,6 +122,7 @@ def set_webhook_endpoint():
 @bp.post("/webhook_endpoint/rotate_secret")
 @require_api_key
 def rotate_webhook_secret():
-    secret = webhooks.rotate_webhook_secret(g.merchant)
-    return jsonify({"object": "webhook_endpoint", "url": g.merchant.webhook_url, "secret": secret,
-                    "previous_secret_valid_until": isoformat(g.merchant.webhook_secret_previous_until)})
+    endpoint = endpoints.first_endpoint(g.merchant, create=True)
+    secret = endpoints.rotate_secret(endpoint, actor=api_actor())
+    return jsonify({"object": "webhook_endpoint", "url": endpoint.url, "secret": secret,
+                    "previous_secret_valid_until": isoformat(endpoint.previous_secret_until)})

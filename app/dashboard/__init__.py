@@ -1,7 +1,7 @@
 """The merchant dashboard: /dashboard (Flask-Login sessions, CSRF on every form).
 
-Routes live in one module per area (auth, account, team, audit, overview, payments, refunds, webhooks,
-settings). Every route says what it needs with `access.requires(permission)` (or is `access.public`); every
+Routes live in one module per area (auth, account, team, audit, overview, payments, refunds, webhooks and
+webhook_endpoints, settings). Every route says what it needs with `access.requires(permission)` (or is `access.public`); every
 query starts from `access.current_merchant`, the merchant of the signed-in user's current membership; anything
 of another merchant's is answered exactly like something missing (404).
 """
@@ -59,5 +59,6 @@ from app.dashboard import (  # noqa: E402,F401
     refunds,
     settings,
     team,
+    webhook_endpoints,
     webhooks,
 )

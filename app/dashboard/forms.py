@@ -1,7 +1,18 @@
 """Dashboard forms (Flask-WTF: every one carries a CSRF token)."""
 
 from flask_wtf import FlaskForm
-from wtforms import BooleanField, EmailField, HiddenField, PasswordField, SelectField, StringField, URLField
+from wtforms import (
+    BooleanField,
+    DateField,
+    EmailField,
+    HiddenField,
+    PasswordField,
+    SelectField,
+    SelectMultipleField,
+    StringField,
+    URLField,
+    widgets,
+)
 from wtforms.validators import DataRequired, EqualTo, Length, Optional, Regexp
 
 from app import money
@@ -118,6 +129,31 @@ class RefundForm(FlaskForm):
 class WebhookUrlForm(FlaskForm):
     url = URLField("Endpoint URL", validators=[Optional(), Length(max=2000)],
                    render_kw={"placeholder": "https://your-shop.example/paysmith/webhooks"})
+
+
+class EndpointForm(FlaskForm):
+    """One webhook endpoint: URL, description, the event types it gets (none ticked: all), on/off."""
+
+    url = URLField("Endpoint URL", validators=[DataRequired(), Length(max=2000)],
+                   render_kw={"placeholder": "https://your-shop.example/paysmith/webhooks"})
+    description = StringField("Description", validators=[Optional(), Length(max=500)])
+    event_types = SelectMultipleField("Event types (none ticked: every type)", validators=[Optional()],
+                                      option_widget=widgets.CheckboxInput(),
+                                      widget=widgets.ListWidget(prefix_label=False))
+    enabled = BooleanField("Enabled", default=True)
+
+    def __init__(self, *args, **kwargs):
+        from app.services.webhook_endpoints import EVENT_TYPES
+
+        super().__init__(*args, **kwargs)
+        self.event_types.choices = [(t, t) for t in EVENT_TYPES]
+
+
+class ReplayForm(FlaskForm):
+    """Replay every failed delivery of an endpoint whose event was created in [since, until] (UTC dates)."""
+
+    since = DateField("From (UTC date)", validators=[DataRequired()])
+    until = DateField("To (UTC date, inclusive)", validators=[DataRequired()])
 
 
 class DoublePaymentsForm(FlaskForm):

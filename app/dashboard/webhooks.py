@@ -1,16 +1,18 @@
-"""The webhooks page: endpoint URL, signing secret (revealed on demand, rotatable), recent events with
-every delivery attempt, resend."""
+"""The webhooks page: every endpoint (with why one is disabled) and a form to add one, the first endpoint's URL
+and signing secret (revealed on demand, rotatable) as before, recent events with every delivery attempt,
+resend. Each endpoint's own page is app.dashboard.webhook_endpoints."""
 
 from flask import flash, redirect, render_template, request, url_for
 from sqlalchemy import select
 
 from app.dashboard import bp, flash_form_errors, owned_or_404
 from app.dashboard.access import current_merchant, dashboard_actor, requires
-from app.dashboard.forms import ActionForm, WebhookUrlForm
+from app.dashboard.forms import ActionForm, EndpointForm, WebhookUrlForm
 from app.extensions import db
-from app.models import OutboxEvent, Payment, WebhookAttempt
+from app.models import MAX_ENDPOINTS, OutboxEvent, Payment, WebhookAttempt
 from app.security import mask
 from app.services.errors import ServiceError
+from app.services.webhook_endpoints import list_endpoints
 
 RECENT = 30
 
@@ -32,7 +34,8 @@ def _page(form=None, secret=None, status=200):
     return render_template(
         "dashboard/webhooks/index.html", payments=payments, form=form or WebhookUrlForm(url=current_merchant.webhook_url),
         action_form=ActionForm(), events=events, attempts=attempts, secret=secret,
-        masked=mask(current_merchant.webhook_secret, 4),
+        masked=mask(current_merchant.webhook_secret or "", 4), endpoints=list_endpoints(current_merchant),
+        endpoint_form=EndpointForm(formdata=None), max_endpoints=MAX_ENDPOINTS,
     ), status
 
 
@@ -49,7 +52,7 @@ def webhook_url():
     if not form.validate_on_submit():
         flash_form_errors(form)
         return _page(form, status=422)
-    from app.services.webhooks import set_webhook_url
+    from app.services.webhook_endpoints import set_webhook_url
 
     try:
         set_webhook_url(current_merchant, form.url.data, actor=dashboard_actor())
@@ -67,16 +70,17 @@ def webhook_url():
 @requires("webhooks.manage")
 def reveal_webhook_secret():
     """Shown in this response only (a POST, so it is never in a URL, the history or a flash cookie)."""
-    from app.services.webhooks import reveal_webhook_secret as reveal
+    from app.services.webhook_endpoints import reveal_webhook_secret as reveal
 
     ActionForm().validate_on_submit()
     return _page(secret=reveal(current_merchant, actor=dashboard_actor()))
 
 
+
 @bp.post("/webhooks/secret/rotate")
 @requires("webhooks.manage")
 def rotate_secret():
-    from app.services.webhooks import rotate_webhook_secret
+    from app.services.webhook_endpoints import rotate_webhook_secret
 
     ActionForm().validate_on_submit()
     secret = rotate_webhook_secret(current_merchant, actor=dashboard_actor())

@@ -1,6 +1,6 @@
 """RQ entry points. Jobs take ids, call one service and return; they are enqueued only after a commit.
 
-Queues: `webhooks` (one delivery attempt per job), `webhooks_slow` (the same, for endpoints that were slow
+Queues: `webhooks` (a batch of deliveries per job), `webhooks_slow` (the same, for endpoints that were slow
 or failing lately), `default` (expiry, refunds, the periodic sweeps) and
 `sandbox` (the gateway simulators' notifications). Every job is idempotent: running one twice, or after a
 sweep has enqueued it again, changes nothing more.
@@ -10,7 +10,7 @@ from datetime import timedelta
 
 from rq import Queue
 
-from app.extensions import get_queue
+from app.extensions import get_queue, get_redis
 
 #: In priority order: a worker takes from `webhooks_slow` (endpoints recently slow or failing) only when the
 #: others are empty, so they never hold up the rest.
@@ -21,8 +21,10 @@ _RESULT_TTL = 0
 
 
 def _delivery_timeout(app):
-    # A POST may take the connect timeout plus the read timeout; leave room to record the answer.
-    return 2 * app.config["WEBHOOK_TIMEOUT_SECONDS"] + 30
+    # The batch's deadline, one more request's timeouts, and room to record the answers.
+    config = app.config
+    return int(config["WEBHOOK_BATCH_SECONDS"] + config["WEBHOOK_CONNECT_TIMEOUT_SECONDS"]
+               + config["WEBHOOK_TIMEOUT_SECONDS"] + 60)
 
 
 def _enqueue(queue, func, arg, *, timeout, delay=None, **options):
@@ -42,16 +44,31 @@ def _enqueue_many(queue, func, args, *, timeout):
         pipe.execute()
 
 
-def enqueue_delivery(app, event_id, delay=None, lane="fast"):
-    """One delivery attempt of an outbox event, now or after `delay` seconds, in the fast or slow lane."""
-    options = {"kwargs": {"lane": lane}} if lane != "fast" else {}
-    return _enqueue(get_queue(LANES[lane], app), "app.jobs.webhooks.deliver", event_id,
-                    timeout=_delivery_timeout(app), delay=delay, **options)
+def _kick_key(lane):
+    return f"paysmith:webhooks:job-queued:{lane}"
 
 
-def enqueue_deliveries(app, event_ids):
-    """Delivery jobs for many events in one Redis round trip."""
-    _enqueue_many(get_queue("webhooks", app), "app.jobs.webhooks.deliver", event_ids, timeout=_delivery_timeout(app))
+def kick_deliveries(app, lanes=("fast", "slow"), force=False):
+    """Queue one batch job per lane unless one is already waiting (a job clears its mark when it starts)."""
+    redis = get_redis(app)
+    for lane in lanes:
+        if redis.set(_kick_key(lane), 1, nx=not force, ex=60):
+            get_queue(LANES[lane], app).enqueue("app.jobs.webhooks.deliver_batch", lane,
+                                               job_timeout=_delivery_timeout(app), result_ttl=_RESULT_TTL)
+
+
+def started_delivery_job(app, lane):
+    get_redis(app).delete(_kick_key(lane))
+
+
+def schedule_deliveries(app, lane, at):
+    """A batch job of the lane at `at` (naive UTC), when retries fall due; one per lane and second."""
+    from datetime import UTC
+
+    when = at.replace(tzinfo=UTC) + timedelta(seconds=1)  # RQ schedules to the whole second
+    get_queue(LANES[lane], app).enqueue_at(when, "app.jobs.webhooks.deliver_batch", lane,
+                                           job_id=f"webhooks-{lane}-at-{int(when.timestamp())}",
+                                           job_timeout=_delivery_timeout(app), result_ttl=_RESULT_TTL)
 
 
 def _refund_timeout(app):
@@ -76,13 +93,14 @@ def enqueue_receipts(app, receipt_ids):
                   timeout=2 * app.config["MAIL_TIMEOUT_SECONDS"] + 30)
 
 
-def after_commit(app, event_ids, payments, refund_ids=()):
+def after_commit(app, webhooks, payments, refund_ids=()):
     """Hook run by the outbox relay after a commit: webhook deliveries, expiry timers, gateway refunds.
 
-    payments: (payment id, expires_at) of payments created in the transaction.
+    webhooks: whether the transaction wrote webhook deliveries; payments: (payment id, expires_at) of payments
+    created in the transaction.
     """
-    if event_ids:
-        enqueue_deliveries(app, event_ids)
+    if webhooks:
+        kick_deliveries(app)
     if payments:
         queue = get_queue("default", app)
         for payment_id, expires_at in payments:

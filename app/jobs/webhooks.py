@@ -1,13 +1,18 @@
-"""Webhook delivery jobs."""
+"""Webhook delivery jobs: a batch per job (app.services.webhook_delivery), and the periodic sweep."""
 
-from app.services import webhooks
+from flask import current_app
+
+from app.services import webhook_delivery, webhooks
 
 
-def deliver(event_id, lane="fast"):
-    """One delivery attempt (schedules the next one itself when it fails)."""
-    return webhooks.deliver_event(event_id, lane=lane)
+def deliver_batch(lane="fast"):
+    """Claim, POST and record one batch of due deliveries of the lane."""
+    from app.jobs import started_delivery_job
+
+    started_delivery_job(current_app._get_current_object(), lane)  # commits after this ask for a new job
+    return webhook_delivery.deliver_batch(lane)
 
 
 def sweep():
-    """Enqueue every due, undelivered, unleased event (periodic)."""
+    """Ask for a batch job in every lane with deliveries due (periodic)."""
     return webhooks.sweep_due_events()

@@ -8,7 +8,7 @@ from app.models.payment import Payment, PaymentAttempt, PaymentEvent
 from app.models.receipt import Receipt
 from app.models.refund import Refund
 from app.models.team import Invitation, Membership, RecoveryCode, User, UserSession
-from app.models.webhook import OutboxEvent, WebhookAttempt
+from app.models.webhook import MAX_ENDPOINTS, OutboxEvent, WebhookAttempt, WebhookDelivery, WebhookEndpoint
 
 __all__ = [
     "ApiKey",
@@ -28,6 +28,9 @@ __all__ = [
     "User",
     "UserSession",
     "WebhookAttempt",
+    "WebhookDelivery",
+    "WebhookEndpoint",
+    "MAX_ENDPOINTS",
     "isoformat",
     "utcnow",
 ]

@@ -26,13 +26,6 @@ class Merchant(db.Model):
     name: Mapped[str] = mapped_column(String(200))
     #: The merchant's contact email (its first owner's sign-in email when it was created).
     email: Mapped[str] = mapped_column(String(254), unique=True)
-    #: Where signed webhook events are POSTed; None = no deliveries.
-    webhook_url: Mapped[str | None] = mapped_column(String(2000))
-    #: Fernet-encrypted signing secret (`whsec_…`).
-    webhook_secret_enc: Mapped[str] = mapped_column(Text)
-    #: The previous secret, still accepted for signing during rotation until `webhook_secret_previous_until`.
-    webhook_secret_previous_enc: Mapped[str | None] = mapped_column(Text)
-    webhook_secret_previous_until = mapped_column(DateTime)
     #: Refund an extra charge of a double payment at once, without waiting for a person.
     auto_refund_double_payments: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     #: Members without two-factor sign-in are sent to set it up before anything else.
@@ -44,18 +37,28 @@ class Merchant(db.Model):
 
     api_keys = relationship("ApiKey", back_populates="merchant", lazy="dynamic")
     gateway_accounts = relationship("GatewayAccount", back_populates="merchant", lazy="selectin")
+    #: Oldest first; the first is the one the old single-endpoint API and dashboard form manage.
+    webhook_endpoints = relationship("WebhookEndpoint", order_by="WebhookEndpoint.id", viewonly=True)
 
     def support_refund_limit(self, currency):
         """The most a support member may refund at once in `currency` (minor units; 0 = none)."""
         return int((self.support_refund_limits or {}).get(currency, 0))
 
     @property
-    def webhook_secret(self):
-        return security.decrypt(self.webhook_secret_enc)
+    def first_webhook_endpoint(self):
+        return self.webhook_endpoints[0] if self.webhook_endpoints else None
 
-    @webhook_secret.setter
-    def webhook_secret(self, value):
-        self.webhook_secret_enc = security.encrypt(value)
+    @property
+    def webhook_url(self):
+        """The first endpoint's URL (the old single-endpoint API); None when it has none."""
+        endpoint = self.first_webhook_endpoint
+        return endpoint.url if endpoint else None
+
+    @property
+    def webhook_secret(self):
+        """The first endpoint's signing secret."""
+        endpoint = self.first_webhook_endpoint
+        return endpoint.secret if endpoint else None
 
     def gateway_account(self, code):
         return next((a for a in self.gateway_accounts if a.gateway == code), None)

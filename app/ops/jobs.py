@@ -59,7 +59,7 @@ class Worker(rq.Worker):
 
 
 class SimpleWorker(RQSimpleWorker):
-    """Runs jobs in its own process (tests, --burst debugging), with the same logs."""
+    """Runs jobs in its own process (worker.py, the tests), with the same logs."""
 
     job_class = LoggedJob
     queue_class = RequestQueue

@@ -160,7 +160,7 @@ class StateCollector:
         else:
             db.session.rollback()  # end the read transaction
             up.add_metric(["database"], 1)
-            yield GaugeMetricFamily("paysmith_outbox_due_events", "Webhook events due and not delivered", value=due)
+            yield GaugeMetricFamily("paysmith_outbox_due_events", "Webhook deliveries (event × endpoint) due and not delivered", value=due)
             yield GaugeMetricFamily("paysmith_outbox_oldest_due_age_seconds",
                                     "Age of the oldest due, undelivered webhook event (0 when none)", value=age)
             yield GaugeMetricFamily("paysmith_refunds_needing_attention",

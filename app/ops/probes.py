@@ -77,13 +77,13 @@ def queue_depths():
 
 
 def outbox_backlog(now=None):
-    """(due undelivered outbox events, age in seconds of the oldest of them; 0 when none is due)."""
-    from app.models import OutboxEvent, utcnow
+    """(due webhook deliveries — one per event and endpoint —, age in seconds of the oldest; 0 when none)."""
+    from app.models import WebhookDelivery, utcnow
 
     now = now or utcnow()
-    count, oldest = db.session.execute(
-        select(func.count(), func.min(OutboxEvent.next_attempt_at))
-        .where(OutboxEvent.delivery_status == "pending", OutboxEvent.next_attempt_at <= now)
+    count, oldest = db.session.execute(  # ix_webhook_deliveries_due (status, next_attempt_at)
+        select(func.count(), func.min(WebhookDelivery.next_attempt_at))
+        .where(WebhookDelivery.status == "pending", WebhookDelivery.next_attempt_at <= now)
     ).one()
     return count, (max((now - oldest).total_seconds(), 0.0) if oldest is not None else 0.0)
 

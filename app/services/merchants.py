@@ -1,6 +1,6 @@
-"""Merchant accounts (each created with its first owner), merchant settings, API keys and webhook secrets."""
+"""Merchant accounts (each created with its first owner), merchant settings and API keys (webhook endpoints
+and their secrets: app.services.webhook_endpoints)."""
 
-import secrets
 
 from flask import current_app
 from sqlalchemy import func, select
@@ -11,10 +11,8 @@ from app.models import ApiKey, Merchant, utcnow
 from app.services import accounts, audit
 from app.services.errors import ValidationError
 from app.services.gateways import add_sandbox_accounts
-
-
-def new_webhook_secret():
-    return "whsec_" + secrets.token_urlsafe(32)
+from app.services.webhook_endpoints import first_endpoint
+from app.services.webhooks import validate_webhook_url
 
 
 def create_merchant(name, email, password, webhook_url=None, display_name=None):
@@ -32,10 +30,12 @@ def create_merchant(name, email, password, webhook_url=None, display_name=None):
     if owner is not None and not owner.check_password(password):
         raise ValidationError("a user with this email exists and the password is not theirs", field="password",
                               code="email_taken")
-    merchant = Merchant(name=name.strip(), email=email, webhook_url=webhook_url or None)
-    merchant.webhook_secret = new_webhook_secret()
+    merchant = Merchant(name=name.strip(), email=email)
     db.session.add(merchant)
     db.session.flush()
+    # The first endpoint always exists (with no URL until one is set), as the single webhook URL did.
+    endpoint = first_endpoint(merchant, create=True)
+    endpoint.url = validate_webhook_url(webhook_url) if webhook_url else None
     owner = owner or accounts.new_user(email, display_name or name, password)
     add_member(merchant, owner, "owner")
     key = create_api_key(merchant, "Default")

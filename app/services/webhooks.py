@@ -1,56 +1,36 @@
-"""Merchant webhooks: the after-commit relay from the outbox to RQ, signed delivery with retries, resend,
-secret rotation and webhook URL safety.
+"""Merchant webhooks: the after-commit relay from the outbox to the worker, URL safety, resend and replay,
+and the test event (`ping`).
 
-Delivery of one event is one attempt per RQ job:
-
-1. take a lease with a compare-and-set UPDATE (`locked_until`), so no two workers ever deliver one event at
-   once; the attempt is recorded as started in the same commit;
-2. POST the event, with no transaction open, with a hard timeout (WEBHOOK_TIMEOUT_SECONDS);
-3. record the answer, then either mark the event delivered, schedule the next attempt (exponential backoff
-   with jitter, RQ `enqueue_in`), or mark it failed after WEBHOOK_MAX_ATTEMPTS.
-
-A slow or failing endpoint must not hold up other merchants: an endpoint whose last attempt failed or took
-longer than WEBHOOK_SLOW_SECONDS is flagged in Redis for a while, and its events are moved to the
-`webhooks_slow` queue, which workers serve after the others (or a dedicated worker serves); the flag is
-cleared by its next quick success.
-
-A worker that dies in the middle leaves a lease that simply runs out; the sweeper (every 30 s) re-enqueues
-every event that is due, not delivered and not leased, which also covers events committed while Redis was
-down. Jobs that find an event delivered, leased by someone else or not yet due do nothing, so a duplicate
-job is harmless.
+Delivery itself is in app.services.webhook_delivery (batches, leases, kept-alive pinned connections);
+endpoints and their secrets in app.services.webhook_endpoints. After a commit that wrote events the relay asks
+for a delivery job (one per lane, not one per event); the periodic sweep (every WEBHOOK_SWEEP_SECONDS) asks
+again whenever deliveries are due, which covers events committed while Redis was down, retries whose job was
+lost and batches whose worker died (their lease runs out).
 """
 
 import ipaddress
-import json
 import logging
-import random
 import socket
-import time
-from datetime import timedelta
+from datetime import datetime
 from urllib.parse import urlsplit
 
-import certifi
-import urllib3
 from flask import current_app
-from redis.exceptions import RedisError
-from sqlalchemy import event, or_, select, update
+from sqlalchemy import event, select, update
 from sqlalchemy.orm import Session
 
 from app import webhooks as merchant_side
-from app.extensions import db, get_redis
-from app.models import Merchant, OutboxEvent, Payment, PaymentEvent, WebhookAttempt, utcnow
-from app.ops import metrics
+from app.extensions import db
+from app.models import OutboxEvent, Payment, PaymentEvent, WebhookDelivery, WebhookEndpoint, utcnow
+from app.services import audit
 from app.services.errors import ValidationError
 
 log = logging.getLogger(__name__)
 
-USER_AGENT = "Paysmith-Webhooks/1.0"
-RESPONSE_KEEP_BYTES = 1024
-SWEEP_BATCH = 1000
 
 
 def register_outbox_relay(app):
-    """After every commit, enqueue the jobs for outbox events, payments and refunds created in it.
+    """After every commit, ask for a delivery job if it wrote events, and enqueue the jobs for the payments and
+    refunds created in it.
 
     Enqueueing only after the commit means a job never sees a row that is not there yet; a Redis outage
     only delays the jobs, because the periodic sweeps find everything that is due in the database.
@@ -78,7 +58,8 @@ def register_outbox_relay(app):
 
     @event.listens_for(Session, "after_commit")
     def _relay(session):
-        events = session.info.pop("outbox_new", None)
+        events = session.info.pop("outbox_new", None) or session.info.pop("webhooks_kick", None)
+        session.info.pop("webhooks_kick", None)
         payments = session.info.pop("payment_expiry", None)
         refunds = session.info.pop("refunds_created", None)
         if not (events or payments or refunds):
@@ -86,13 +67,14 @@ def register_outbox_relay(app):
         try:
             from app.jobs import after_commit
 
-            after_commit(current_app._get_current_object(), events or [], payments or [], refunds or [])
+            after_commit(current_app._get_current_object(), bool(events), payments or [], refunds or [])
         except Exception:  # Redis down: the sweeps will pick these up
             log.warning("could not enqueue jobs after commit; the sweeper will retry", exc_info=True)
 
     @event.listens_for(Session, "after_rollback")
     def _forget(session):
-        for key in ("outbox_added", "outbox_new", "payments_created", "payment_expiry", "refunds_created"):
+        for key in ("outbox_added", "outbox_new", "payments_created", "payment_expiry", "refunds_created",
+                    "webhooks_kick"):
             session.info.pop(key, None)
 
 
@@ -102,44 +84,6 @@ def register_outbox_relay(app):
 def sign_payload(secret, timestamp, body):
     """Hex HMAC-SHA256 of "<timestamp>.<raw body>" with `secret` (the v1 of Paysmith-Signature)."""
     return merchant_side.sign(secret, timestamp, body)
-
-
-def signing_secrets(merchant, now=None):
-    """The secrets to sign with: the current one, plus the previous one during its grace period."""
-    now = now or utcnow()
-    secrets = [merchant.webhook_secret]
-    if merchant.webhook_secret_previous_enc and merchant.webhook_secret_previous_until \
-            and merchant.webhook_secret_previous_until > now:
-        from app import security
-
-        secrets.append(security.decrypt(merchant.webhook_secret_previous_enc))
-    return secrets
-
-
-def rotate_webhook_secret(merchant, *, actor=None):
-    """Give the merchant a new signing secret and return it; the old one keeps signing (as a second v1)
-    for WEBHOOK_SECRET_GRACE_SECONDS. Commits."""
-    from app.services.merchants import new_webhook_secret
-
-    secret = new_webhook_secret()
-    merchant.webhook_secret_previous_enc = merchant.webhook_secret_enc
-    merchant.webhook_secret_previous_until = utcnow() + timedelta(
-        seconds=current_app.config["WEBHOOK_SECRET_GRACE_SECONDS"])
-    merchant.webhook_secret = secret
-    from app.services import audit
-
-    audit.record(merchant.id, "webhook.secret_rotated", actor, target_type="merchant", target_id=merchant.public_id)
-    db.session.commit()
-    return secret
-
-
-def reveal_webhook_secret(merchant, *, actor=None):
-    """The current signing secret, for showing once; the audit log keeps who looked. Commits."""
-    from app.services import audit
-
-    audit.record(merchant.id, "webhook.secret_revealed", actor, target_type="merchant", target_id=merchant.public_id)
-    db.session.commit()
-    return merchant.webhook_secret
 
 
 # --- URL safety --------------------------------------------------------------------------------------------
@@ -209,64 +153,21 @@ def _check_target(url, *, resolve=True):
 
 
 def post_pinned(url, body, headers, timeout):
-    """POST `body` to `url`, connecting only to the addresses checked just now: (status code, body bytes).
+    """POST `body` to `url`, connecting only to the addresses checked just now: (status code, first KB).
 
     `requests` would resolve the host name again when it connects, so a name that answered with a public
     address for the check could answer with 127.0.0.1 for the connection (DNS rebinding). Here urllib3 connects
     to the checked address itself, sending the URL's host in `Host` and, over HTTPS, in SNI, with the
-    certificate verified against that host name. Raises ValidationError for a refused URL, and urllib3's
-    TimeoutError / HTTPError when no address answers.
+    certificate verified against that host name (app.services.webhook_delivery.post, which batches use too).
+    Raises ValidationError for a refused URL, and urllib3's TimeoutError / HTTPError when no address answers.
     """
-    url, addresses = _check_target(url)
-    parts = urlsplit(url)
-    https = parts.scheme == "https"
-    port = parts.port or (443 if https else 80)
-    addresses = addresses or _resolve(parts.hostname, port)  # private addresses allowed: nothing to check
-    path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-    host_header = parts.hostname if parts.port is None else f"{parts.hostname}:{parts.port}"
-    if ":" in parts.hostname:  # an IPv6 literal
-        host_header = f"[{parts.hostname}]" + ("" if parts.port is None else f":{parts.port}")
-    tls = {"server_hostname": parts.hostname, "cert_reqs": "CERT_REQUIRED", "ca_certs": certifi.where()} if https else {}
-    pool_class = urllib3.HTTPSConnectionPool if https else urllib3.HTTPConnectionPool
-    for i, address in enumerate(addresses):
-        pool = pool_class(address, port, timeout=urllib3.Timeout(connect=timeout, read=timeout), retries=False,
-                          maxsize=1, **tls)
-        try:
-            response = pool.urlopen("POST", path, body=body, headers={**headers, "Host": host_header},
-                                    redirect=False, preload_content=False)
-            try:
-                return response.status, response.read(RESPONSE_KEEP_BYTES)
-            finally:
-                response.release_conn()
-        except urllib3.exceptions.NewConnectionError:
-            if i == len(addresses) - 1:  # every address refused: report the last failure
-                raise
-        finally:
-            pool.close()
+    from app.services.webhook_delivery import post, resolve_target
+
+    status, _, content = post(resolve_target(url), body, headers, connect_timeout=timeout, read_timeout=timeout)
+    return status, content
 
 
-def set_webhook_url(merchant, url, *, actor=None):
-    """Save the merchant's webhook URL (None or "" turns deliveries off). Commits."""
-    from app.services import audit
-
-    before = merchant.webhook_url
-    merchant.webhook_url = validate_webhook_url(url) if url else None
-    if before != merchant.webhook_url:
-        audit.record(merchant.id, "webhook.endpoint_changed", actor, target_type="merchant",
-                     target_id=merchant.public_id, before={"url": before}, after={"url": merchant.webhook_url})
-    db.session.commit()
-    return merchant.webhook_url
-
-
-# --- delivery ----------------------------------------------------------------------------------------------
-
-
-def retry_delay(failed_attempts, config=None):
-    """Seconds to wait after the n-th failed attempt: exponential, with ± jitter."""
-    config = config or current_app.config
-    base = config["WEBHOOK_RETRY_BASE_SECONDS"] * config["WEBHOOK_RETRY_FACTOR"] ** (failed_attempts - 1)
-    jitter = config["WEBHOOK_RETRY_JITTER"]
-    return base * random.uniform(1 - jitter, 1 + jitter)
+# --- resend, replay, ping ------------------------------------------------------------------------------------
 
 
 def _timeline(payment_id, message, data=None):
@@ -274,191 +175,109 @@ def _timeline(payment_id, message, data=None):
         db.session.add(PaymentEvent(payment_id=payment_id, kind="webhook", message=message, data=data))
 
 
-def _take_lease(event_id, now):
-    """Compare-and-set the lease; return the lease expiry, or None when the event is not ours to deliver."""
-    lease_until = now + timedelta(seconds=current_app.config["WEBHOOK_LEASE_SECONDS"])
-    result = db.session.execute(
-        update(OutboxEvent)
-        .where(
-            OutboxEvent.id == event_id,
-            OutboxEvent.delivery_status == "pending",
-            OutboxEvent.next_attempt_at <= now,
-            or_(OutboxEvent.locked_until.is_(None), OutboxEvent.locked_until < now),
-        )
-        .values(locked_until=lease_until, attempts=OutboxEvent.attempts + 1)
-        .execution_options(synchronize_session=False)
-    )
-    if result.rowcount != 1:
-        db.session.rollback()
-        outbox = db.session.get(OutboxEvent, event_id)
-        if outbox is not None and outbox.delivery_status == "pending" and outbox.next_attempt_at > now \
-                and (outbox.locked_until is None or outbox.locked_until < now):
-            # Run before its time (another host's clock, a test advancing time): come back when it is due.
-            _schedule(event_id, (outbox.next_attempt_at - now).total_seconds())
-        db.session.rollback()
-        return None
-    return lease_until
+def _relay_soon():
+    db.session.info["webhooks_kick"] = True
 
 
-def _slow_key(merchant_id):
-    return f"paysmith:webhooks:slow-endpoint:{merchant_id}"
+def _reopen(query):
+    """Make the deliveries `query` selects pending again with fresh attempts; return the event ids touched.
 
+    A delivery in progress keeps its lease: it is reopened for after that attempt, never raced."""
+    from app.services.webhook_delivery import summarise_events
 
-def endpoint_is_slow(merchant_id):
-    try:
-        return bool(get_redis().exists(_slow_key(merchant_id)))
-    except RedisError:
-        return False
-
-
-def _flag_endpoint(merchant_id, slow):
-    try:
-        if slow:
-            get_redis().set(_slow_key(merchant_id), 1, ex=current_app.config["WEBHOOK_SLOW_FLAG_SECONDS"])
-        else:
-            get_redis().delete(_slow_key(merchant_id))
-    except RedisError:
-        log.warning("could not flag the webhook endpoint of merchant %s", merchant_id)
-
-
-def deliver_event(event_id, *, lane="fast"):
-    """Make one delivery attempt of an outbox event; return its delivery_status afterwards (or None when
-    another worker holds it, it is already settled, not yet due, or moved to the slow lane). Commits."""
-    config = current_app.config
-    if lane == "fast":
-        merchant_id = db.session.scalar(select(OutboxEvent.merchant_id).where(OutboxEvent.id == event_id))
-        db.session.rollback()
-        if merchant_id is not None and endpoint_is_slow(merchant_id):
-            _schedule(event_id, 0, lane="slow")
-            return None
     now = utcnow()
-    lease_until = _take_lease(event_id, now)
-    if lease_until is None:
-        return None
-    outbox = db.session.get(OutboxEvent, event_id)
-    merchant = db.session.get(Merchant, outbox.merchant_id)
-    url = merchant.webhook_url
-    if not url:
-        outbox.delivery_status, outbox.locked_until = "skipped", None
-        outbox.last_error = "no webhook URL configured"
-        db.session.commit()
-        return "skipped"
-    attempt = WebhookAttempt(event_id=outbox.id, url=url, created_at=now,
-                             error="no answer recorded: the worker stopped during the attempt")
-    db.session.add(attempt)
-    body = json.dumps(outbox.payload, separators=(",", ":"), sort_keys=True).encode()
-    secrets = signing_secrets(merchant, now)
-    attempt_no, max_attempts = outbox.attempts, config["WEBHOOK_MAX_ATTEMPTS"]
-    db.session.commit()  # the lease and the started attempt are visible; no transaction during the POST
-
-    status_code, text, error, started = None, None, None, time.monotonic()
-    try:
-        timestamp = int(time.time())
-        # Checked again at delivery (DNS may have changed since the URL was saved), and pinned to that answer.
-        status_code, content = post_pinned(url, body, timeout=config["WEBHOOK_TIMEOUT_SECONDS"], headers={
-            "Content-Type": "application/json",
-            "User-Agent": USER_AGENT,
-            merchant_side.EVENT_ID_HEADER: outbox.public_id,
-            merchant_side.SIGNATURE_HEADER: merchant_side.signature_header(secrets, timestamp, body),
-        })
-        text = content.decode("utf-8", "replace")
-        if not 200 <= status_code < 300:
-            error = f"HTTP {status_code}"
-    except ValidationError as exc:
-        error = exc.message
-    except urllib3.exceptions.NewConnectionError:  # (a subclass of urllib3's TimeoutError)
-        error = "connection failed: the endpoint refused the connection or is unreachable"
-    except urllib3.exceptions.TimeoutError:
-        error = f"timed out after {config['WEBHOOK_TIMEOUT_SECONDS']} s"
-    except urllib3.exceptions.HTTPError as exc:
-        error = f"connection failed: {type(exc).__name__}"
-    latency_ms = int((time.monotonic() - started) * 1000)
-    metrics.webhook_delivery("delivered" if error is None else "failed", time.monotonic() - started)
-    slow = error is not None or latency_ms > config["WEBHOOK_SLOW_SECONDS"] * 1000
-    if slow or lane != "fast":  # in the fast lane the endpoint was not flagged: nothing to clear
-        _flag_endpoint(merchant.id, slow)
-
-    attempt = db.session.get(WebhookAttempt, attempt.id)
-    attempt.status_code, attempt.latency_ms, attempt.response_body, attempt.error = status_code, latency_ms, text, error
-    values = {"locked_until": None, "last_error": error}
-    retry_in = None
-    if error is None:
-        values.update(delivery_status="delivered", delivered_at=utcnow())
-        _timeline(outbox.payment_id, f"Webhook {outbox.type} ({outbox.public_id}) delivered, HTTP {status_code}")
-    elif attempt_no >= max_attempts:
-        values["delivery_status"] = "failed"
-        _timeline(outbox.payment_id, f"Webhook {outbox.type} ({outbox.public_id}) failed after "
-                                     f"{attempt_no} attempts: {error}")
-    else:
-        retry_in = retry_delay(attempt_no, config)
-        values["next_attempt_at"] = utcnow() + timedelta(seconds=retry_in)
-    # Only the holder of the lease settles the event (a lease that ran out may have been taken over).
-    result = db.session.execute(
-        update(OutboxEvent).where(OutboxEvent.id == event_id, OutboxEvent.locked_until == lease_until)
-        .values(**values).execution_options(synchronize_session=False)
-    )
-    db.session.commit()
-    if result.rowcount != 1:
-        return None
-    if retry_in is not None:
-        _schedule(event_id, retry_in, lane="slow")
-        return "pending"
-    return values["delivery_status"]
-
-
-def _schedule(event_id, delay, lane=None):
-    from app.jobs import enqueue_delivery
-
-    if lane is None:
-        merchant_id = db.session.scalar(select(OutboxEvent.merchant_id).where(OutboxEvent.id == event_id))
-        lane = "slow" if merchant_id is not None and endpoint_is_slow(merchant_id) else "fast"
-    try:
-        enqueue_delivery(current_app._get_current_object(), event_id, delay=delay, lane=lane)
-    except Exception:
-        log.warning("could not schedule the next delivery of event %s; the sweeper will", event_id,
-                    exc_info=True)
+    query = query.where(WebhookDelivery.endpoint_id.in_(  # never to an endpoint whose URL was removed
+        select(WebhookEndpoint.id).where(WebhookEndpoint.url.is_not(None))))
+    event_ids = db.session.execute(
+        query.values(status="pending", attempts=0, next_attempt_at=now, delivered_at=None, last_error=None)
+        .returning(WebhookDelivery.event_id).execution_options(synchronize_session=False)).scalars().all()
+    summarise_events(set(event_ids))
+    _relay_soon()
+    return set(event_ids)
 
 
 def resend_event(event, *, actor=None):
-    """Deliver an event again, with the same event id and a fresh set of attempts. Commits.
+    """Deliver an event again to every endpoint it went to (or, if it went nowhere, to the endpoints that want
+    it now), with the same event id and a fresh set of attempts. Commits."""
+    has_deliveries = db.session.scalar(select(WebhookDelivery.id).where(WebhookDelivery.event_id == event.id)
+                                       .limit(1)) is not None
+    if not has_deliveries:
+        from app.services.outbox import _endpoints
 
-    A delivery in progress keeps its lease: the new job waits for it to end instead of racing it.
-    """
-    event.delivery_status = "pending"
-    event.attempts = 0
-    event.next_attempt_at = utcnow()
-    event.delivered_at = None
-    event.last_error = None
+        wanted = [e for e in _endpoints([event.merchant_id]).get(event.merchant_id, []) if e.wants(event.type)]
+        now = utcnow()
+        for endpoint in wanted:
+            db.session.add(WebhookDelivery(event_id=event.id, endpoint_id=endpoint.id, next_attempt_at=now,
+                                           status="pending", attempts=0))
+        db.session.flush()
+    if not _reopen(update(WebhookDelivery).where(WebhookDelivery.event_id == event.id)):
+        event.delivery_status, event.last_error = "skipped", "no webhook endpoint wants this event"
     _timeline(event.payment_id, f"Webhook {event.type} ({event.public_id}) resent on request")
-    db.session.info.setdefault("outbox_new", []).append(event.id)
-    from app.services import audit
-
     audit.record(event.merchant_id, "webhook.resent", actor, target_type="event", target_id=event.public_id,
                  after={"type": event.type})
+    db.session.commit()
+    db.session.refresh(event)
+    return event
+
+
+def replay_event(endpoint, event, *, actor=None):
+    """Deliver one event again to one endpoint (adding the delivery if it never went there). Commits."""
+    if event.merchant_id != endpoint.merchant_id:
+        from app.services.errors import NotFound
+
+        raise NotFound(f"no event {event.public_id}")
+    delivery = db.session.scalar(select(WebhookDelivery).where(WebhookDelivery.event_id == event.id,
+                                                               WebhookDelivery.endpoint_id == endpoint.id))
+    if delivery is None:
+        db.session.add(WebhookDelivery(event_id=event.id, endpoint_id=endpoint.id, next_attempt_at=utcnow(),
+                                       status="pending", attempts=0))
+        db.session.flush()
+    _reopen(update(WebhookDelivery).where(WebhookDelivery.event_id == event.id,
+                                          WebhookDelivery.endpoint_id == endpoint.id))
+    _timeline(event.payment_id, f"Webhook {event.type} ({event.public_id}) replayed to {endpoint.url}")
+    audit.record(event.merchant_id, "webhook.resent", actor, target_type="event", target_id=event.public_id,
+                 after={"type": event.type, "endpoint": endpoint.public_id})
     db.session.commit()
     return event
 
 
-def due_event_ids(limit=SWEEP_BATCH, now=None):
-    now = now or utcnow()
-    return db.session.scalars(
-        select(OutboxEvent.id)
-        .where(
-            OutboxEvent.delivery_status == "pending",
-            OutboxEvent.next_attempt_at <= now,
-            or_(OutboxEvent.locked_until.is_(None), OutboxEvent.locked_until < now),
-        )
-        .order_by(OutboxEvent.next_attempt_at)
-        .limit(limit)
-    ).all()
+def replay_failed(endpoint, since, until, *, actor=None):
+    """Deliver again every failed delivery of the endpoint whose event was created in [since, until]; return
+    how many. Set-based: one UPDATE. Commits."""
+    if not isinstance(since, datetime) or not isinstance(until, datetime) or since > until:
+        raise ValidationError("give a time range: since before until", field="since")
+    event_ids = select(OutboxEvent.id).where(OutboxEvent.merchant_id == endpoint.merchant_id,
+                                             OutboxEvent.created_at >= since, OutboxEvent.created_at <= until)
+    touched = _reopen(update(WebhookDelivery).where(WebhookDelivery.endpoint_id == endpoint.id,
+                                                    WebhookDelivery.status == "failed",
+                                                    WebhookDelivery.event_id.in_(event_ids)))
+    audit.record(endpoint.merchant_id, "webhook.resent", actor, target_type="webhook_endpoint",
+                 target_id=endpoint.public_id, after={"failed_since": since.isoformat(),
+                                                      "failed_until": until.isoformat(), "events": len(touched)})
+    db.session.commit()
+    return len(touched)
 
 
-def sweep_due_events(limit=SWEEP_BATCH):
-    """Enqueue a delivery job for every event that is due, undelivered and not leased; return how many."""
-    from app.jobs import enqueue_deliveries
+def send_ping(endpoint):
+    """"Send test event": a `ping` event to this endpoint only (even one that is disabled). Commits."""
+    from app.services.outbox import emit
 
-    ids = due_event_ids(limit)
+    if not endpoint.url:
+        raise ValidationError("set the endpoint's URL first", field="url", code="invalid_webhook_url")
+    event = emit("ping", endpoint.merchant_id, {"object": "webhook_endpoint", "id": endpoint.public_id,
+                                                "url": endpoint.url, "message": "A test event from Paysmith"},
+                 endpoints=[endpoint])
+    db.session.commit()
+    return event
+
+
+def sweep_due_events():
+    """Ask for a delivery job in every lane that has deliveries due (periodic); return how many are due."""
+    from app.jobs import kick_deliveries
+    from app.services.webhook_delivery import due_lanes, pending_count
+
+    lanes, due = due_lanes(), pending_count()
     db.session.rollback()
-    if ids:
-        enqueue_deliveries(current_app._get_current_object(), ids)
-    return len(ids)
+    if lanes:  # even if a job seems queued: it may have been lost with its mark kept
+        kick_deliveries(current_app._get_current_object(), lanes, force=True)
+    return due

@@ -6,10 +6,18 @@ into their own code as it is. Every delivery carries
     Paysmith-Event-Id: evt_…
     Paysmith-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256(secret, "<t>.<raw body>")>[,v1=…]
 
-Several v1 values appear for a while after the merchant rotates the secret (one per secret still valid),
-so both the old and the new secret verify during the grace period.
+    webhook-id: evt_…
+    webhook-timestamp: <unix seconds>
+    webhook-signature: v1,<base64 HMAC-SHA256(base64-decoded secret, "<id>.<timestamp>.<raw body>")>[ v1,…]
+
+The last three are the Standard Webhooks headers (https://www.standardwebhooks.com/): any of its libraries
+verifies them, e.g. `standardwebhooks.Webhook(secret).verify(body, headers)` in Python. Several signatures
+appear in both headers for a while after the merchant rotates the secret (one per secret still valid), so
+both the old and the new secret verify during the grace period.
 """
 
+import base64
+import binascii
 import hashlib
 import hmac
 import json
@@ -17,6 +25,10 @@ import time
 
 SIGNATURE_HEADER = "Paysmith-Signature"
 EVENT_ID_HEADER = "Paysmith-Event-Id"
+STANDARD_ID_HEADER = "webhook-id"
+STANDARD_TIMESTAMP_HEADER = "webhook-timestamp"
+STANDARD_SIGNATURE_HEADER = "webhook-signature"
+SECRET_PREFIX = "whsec_"
 TOLERANCE_SECONDS = 300
 
 
@@ -73,3 +85,28 @@ def construct_event(body, header, secret, *, tolerance=TOLERANCE_SECONDS):
     if not verify(body, header, secret, tolerance=tolerance):
         raise SignatureVerificationError("invalid or expired Paysmith-Signature")
     return json.loads(body)
+
+
+# --- Standard Webhooks ---------------------------------------------------------------------------------------
+
+
+def standard_key(secret):
+    """The HMAC key of a `whsec_<base64>` secret, decoded as the Standard Webhooks libraries decode it."""
+    raw = secret[len(SECRET_PREFIX):] if secret.startswith(SECRET_PREFIX) else secret
+    try:
+        return base64.b64decode(raw + "==") or raw.encode()
+    except (binascii.Error, ValueError):  # not base64 (a secret made before base64 secrets): its text
+        return raw.encode()
+
+
+def standard_sign(secret, msg_id, timestamp, body):
+    """`v1,<base64 HMAC-SHA256 of "<msg_id>.<timestamp>.<body>">` with the decoded secret."""
+    if isinstance(body, str):
+        body = body.encode()
+    digest = hmac.new(standard_key(secret), f"{msg_id}.{int(timestamp)}.".encode() + body, hashlib.sha256).digest()
+    return "v1," + base64.b64encode(digest).decode()
+
+
+def standard_signature_header(secrets, msg_id, timestamp, body):
+    """The webhook-signature value: one `v1,…` per secret, space-separated (the current one first)."""
+    return " ".join(standard_sign(s, msg_id, timestamp, body) for s in secrets)

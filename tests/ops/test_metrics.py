@@ -97,9 +97,9 @@ def test_scrape_time_gauges_read_the_outbox_refunds_and_queues(scrape, factories
 
     from sqlalchemy import update
 
-    from app.models import OutboxEvent, Refund, utcnow
+    from app.models import Refund, WebhookDelivery, utcnow
 
-    merchant, _ = factories.merchant()
+    merchant, _ = factories.merchant(webhook_url="https://shop.example/hooks")
     payment = factories.payment(merchant)
     empty = scrape()
     assert value(empty, "paysmith_outbox_due_events") == 0 and value(empty, "paysmith_outbox_oldest_due_age_seconds") == 0
@@ -109,7 +109,7 @@ def test_scrape_time_gauges_read_the_outbox_refunds_and_queues(scrape, factories
                           status="pending"))
     db.session.commit()
     db.session.execute(update(Refund).values(next_attempt_at=None))  # waits for a person
-    db.session.execute(update(OutboxEvent).values(next_attempt_at=utcnow() - timedelta(seconds=120)))
+    db.session.execute(update(WebhookDelivery).values(next_attempt_at=utcnow() - timedelta(seconds=120)))
     db.session.commit()
     after = scrape()
     assert value(after, "paysmith_outbox_due_events") == 1

@@ -5,6 +5,7 @@ from sqlalchemy import func, select, update
 
 from app.extensions import db
 from app.models import ApiKey, Merchant, OutboxEvent, Payment, PaymentAttempt, Refund
+from app.services import webhook_endpoints as endpoints
 from app.services.outbox import emit
 
 #: Routes anyone may open: the sign-in steps and accepting an invitation.
@@ -12,7 +13,7 @@ PUBLIC = [("GET", "/dashboard/login"), ("POST", "/dashboard/login"), ("GET", "/d
           ("POST", "/dashboard/login/two-factor"), ("GET", "/dashboard/invitations/{token}"),
           ("POST", "/dashboard/invitations/{token}")]
 
-# (method, path); {payment}, {paid}, {attempt}, {event}, {key}, {gateway}, {refund}, {member}, {invitation} are
+# (method, path); {payment}, {paid}, {attempt}, {event}, {key}, {gateway}, {refund}, {member}, {invitation}, {endpoint} are
 # filled with the owner's ids ({decision}: approve). tests/web/dashboard/test_roles.py checks that this list is every dashboard route.
 ROUTES = [
     ("GET", "/dashboard/"),
@@ -52,6 +53,15 @@ ROUTES = [
     ("POST", "/dashboard/webhooks/secret"),
     ("POST", "/dashboard/webhooks/secret/rotate"),
     ("POST", "/dashboard/webhooks/events/{event}/resend"),
+    ("POST", "/dashboard/webhooks/endpoints"),
+    ("GET", "/dashboard/webhooks/endpoints/{endpoint}"),
+    ("POST", "/dashboard/webhooks/endpoints/{endpoint}"),
+    ("POST", "/dashboard/webhooks/endpoints/{endpoint}/secret"),
+    ("POST", "/dashboard/webhooks/endpoints/{endpoint}/secret/rotate"),
+    ("POST", "/dashboard/webhooks/endpoints/{endpoint}/ping"),
+    ("POST", "/dashboard/webhooks/endpoints/{endpoint}/replay"),
+    ("POST", "/dashboard/webhooks/endpoints/{endpoint}/events/{event}/replay"),
+    ("POST", "/dashboard/webhooks/endpoints/{endpoint}/delete"),
     ("GET", "/dashboard/settings"),
     ("POST", "/dashboard/settings/gateways/{gateway}"),
     ("POST", "/dashboard/settings/double-payments"),
@@ -88,7 +98,8 @@ def route_ids(merchant, factories):
     return {"payment": payment.public_id, "event": event.public_id, "key": key.public_id, "gateway": "testcard",
             "refund": refund.public_id, "attempt": paid.attempts[1].public_id,
             "paid": paid.public_id, "member": viewer.membership_of(merchant.id).public_id,
-            "invitation": invitation.public_id, "decision": "approve"}
+            "invitation": invitation.public_id, "decision": "approve",
+            "endpoint": endpoints.first_endpoint(merchant, create=True).public_id}
 
 
 def snapshot(merchant_id):
@@ -113,7 +124,7 @@ def snapshot(merchant_id):
                               .where(Membership.merchant_id == merchant_id).order_by(Membership.id)).all()
     invitations = db.session.execute(select(Invitation.public_id, Invitation.revoked_at)
                                      .where(Invitation.merchant_id == merchant_id).order_by(Invitation.id)).all()
-    return (team, invitations, m.require_two_factor, m.support_refund_limits, m.webhook_url, m.webhook_secret_enc, m.auto_refund_double_payments, payments, keys,
+    return (team, invitations, m.require_two_factor, m.support_refund_limits, [(e.url, e.secret_enc, e.enabled) for e in m.webhook_endpoints], m.auto_refund_double_payments, payments, keys,
             events, accounts, refunds, attempts)
 
 

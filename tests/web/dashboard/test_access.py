@@ -12,7 +12,7 @@ from tests.web.dashboard.routes import route_ids as _ids
 from tests.web.dashboard.routes import snapshot as _snapshot
 
 OWNED = [r for r in ROUTES if any(k in r[1] for k in ("{payment}", "{event}", "{key}", "{refund}", "{attempt}",
-                                                      "{member}", "{invitation}"))]
+                                                      "{member}", "{invitation}", "{endpoint}"))]
 POSTS = [r for r in ROUTES if r[0] == "POST"]
 
 

@@ -8,6 +8,7 @@ from sqlalchemy import func, select
 
 from app.extensions import db
 from app.models import OutboxEvent, Refund
+from app.services.webhook_endpoints import set_webhook_url
 from app.state_machine import Status
 from tests.helpers import csrf_token, reload
 from tests.web.dashboard.conftest import PASSWORD, token_of
@@ -100,6 +101,7 @@ def test_resend_the_latest_webhook(signed_in, merchant, factories):
                                .order_by(OutboxEvent.id.desc()))
     latest.delivery_status, latest.attempts = "failed", 8
     db.session.commit()
+    set_webhook_url(merchant, "https://shop.example/hooks")  # sent nowhere then; the endpoint wants it now
     token = token_of(signed_in, f"/dashboard/payments/{payment.public_id}")
     r = signed_in.post(f"/dashboard/payments/{payment.public_id}/resend-webhook", data={"csrf_token": token},
                        follow_redirects=True)

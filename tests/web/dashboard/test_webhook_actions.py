@@ -4,6 +4,7 @@ from sqlalchemy import select
 
 from app.extensions import db
 from app.models import OutboxEvent
+from app.services.webhook_endpoints import set_webhook_url
 from app.state_machine import Status
 from tests.helpers import reload
 from tests.web.dashboard.conftest import token_of
@@ -37,7 +38,12 @@ def test_resend_one_event(signed_in, merchant, factories):
                               .order_by(OutboxEvent.id.desc()))
     event.delivery_status = "failed"
     db.session.commit()
+    set_webhook_url(merchant, "https://shop.example/hooks")  # sent nowhere then; the endpoint wants it now
     r = signed_in.post(f"/dashboard/webhooks/events/{event.public_id}/resend",
                        data={"csrf_token": token_of(signed_in, "/dashboard/webhooks")}, follow_redirects=True)
     assert f"Event payment.cancelled ({event.public_id}) queued for delivery again." in r.text
     assert reload(event).delivery_status == "pending"
+    set_webhook_url(merchant, None)  # no endpoint left that wants it: resent, it goes nowhere, and says so
+    signed_in.post(f"/dashboard/webhooks/events/{event.public_id}/resend",
+                   data={"csrf_token": token_of(signed_in, "/dashboard/webhooks")})
+    assert reload(event).delivery_status == "skipped"

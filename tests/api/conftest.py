@@ -1,0 +1,1 @@
+from tests.receiver import hooked, receiver  # noqa: F401  (fixtures)
