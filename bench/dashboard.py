@@ -125,6 +125,11 @@ def load(app, rows):
     db.session.execute(text(sql), {"rows": rows, "merchant": merchant.id, "others": others})
     db.session.commit()
     print(f"inserted {rows:,} payments in {time.perf_counter() - started:.1f} s", flush=True)
+    from app.services.totals import roll_up
+
+    started = time.perf_counter()
+    moved = roll_up()
+    print(f"rolled {moved:,} changes into the daily totals in {time.perf_counter() - started:.1f} s", flush=True)
     with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
         started = time.perf_counter()
         conn.execute(text(f"VACUUM ANALYZE {SCHEMA}.payments"))
@@ -189,7 +194,6 @@ def main():
 
     from werkzeug.datastructures import MultiDict
 
-    from app.dashboard.overview import overview_statement
     from app.dashboard.queries import PAGE_SIZE, PaymentFilters, payments_query
     from app.extensions import db
     from app.models import Merchant, utcnow
@@ -289,12 +293,10 @@ def main():
             stmt = payments_query(filters, merchant_id, decode_cursor(query.get("after"))).limit(PAGE_SIZE + 1)
             if explain(stmt, label):
                 seq.append(label)
-        from datetime import datetime
-        from datetime import time as dtime
+        from app.services.totals import totals_statement
 
-        since = datetime.combine(utcnow().date() - timedelta(days=29), dtime.min)
-        stmt = overview_statement(merchant_id, since)
-        if explain(stmt, "overview (one grouped query over 30 days)"):
+        stmt = totals_statement(merchant_id, utcnow().date() - timedelta(days=29))
+        if explain(stmt, "overview (the daily totals of 30 days)"):
             seq.append("overview")
         print("\nsequential scans of payments:", ", ".join(seq) if seq else "none")
 

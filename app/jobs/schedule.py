@@ -10,6 +10,7 @@ PERIODIC = {
     "reconciliation": ("app.jobs.reconciliation.sweep", "RECONCILE_SWEEP_SECONDS"),
     "refunds": ("app.jobs.refunds.sweep", "REFUND_SWEEP_SECONDS"),
     "receipts": ("app.jobs.receipts.sweep", "RECEIPT_SWEEP_SECONDS"),
+    "totals": ("app.jobs.totals.sweep", "TOTALS_ROLLUP_SECONDS"),
 }
 
 

@@ -7,6 +7,7 @@ from app.models.merchant import ApiKey, GatewayAccount, Merchant
 from app.models.payment import Payment, PaymentAttempt, PaymentEvent
 from app.models.receipt import Receipt
 from app.models.refund import Refund
+from app.models.totals import PaymentDailyTotal, PaymentTotalChange
 from app.models.team import Invitation, Membership, RecoveryCode, User, UserSession
 from app.models.webhook import MAX_ENDPOINTS, OutboxEvent, WebhookAttempt, WebhookDelivery, WebhookEndpoint
 
@@ -21,7 +22,9 @@ __all__ = [
     "OutboxEvent",
     "Payment",
     "PaymentAttempt",
+    "PaymentDailyTotal",
     "PaymentEvent",
+    "PaymentTotalChange",
     "RecoveryCode",
     "Receipt",
     "Refund",
