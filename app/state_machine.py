@@ -91,6 +91,17 @@ ATTEMPT_TRANSITIONS = {
 ATTEMPT_OPEN = frozenset({A.STARTED, A.PROCESSING})
 
 
+def _cas(model, row_id, status, version, values):
+    """The compare-and-set: `UPDATE <table> SET … WHERE id = … AND status = … AND version = …`.
+
+    On the table, not the ORM entity: a Core statement skips the ORM's bulk-update machinery and does not
+    autoflush, so the rows a transition adds go in together at the commit (a quarter of a callback's time
+    went to those two)."""
+    table = model.__table__
+    return (update(table).where(table.c.id == row_id, table.c.status == status, table.c.version == version)
+            .values(**values))
+
+
 def can_transition(current, target, *, late_success=False):
     current, target = Status(current), Status(target)
     if target in TRANSITIONS[current]:
@@ -122,12 +133,7 @@ def transition(payment, to, *, reason, source, data=None, late_success=False, ch
         if to == S.SUCCEEDED:
             values.setdefault("paid_at", utcnow())
             values["late_success"] = is_late
-        result = db.session.execute(
-            update(Payment)
-            .where(Payment.id == payment.id, Payment.status == current.value, Payment.version == version)
-            .values(**values)
-            .execution_options(synchronize_session=False)
-        )
+        result = db.session.execute(_cas(Payment, payment.id, current.value, version, values))
         if result.rowcount != 1:
             db.session.refresh(payment)  # someone else moved it: re-read and re-decide
             continue
@@ -179,13 +185,7 @@ def transition_attempt(attempt, to, *, reason, source, data=None, changes=None):
         values.update(status=to.value, version=version + 1, updated_at=now)
         if to != A.PROCESSING:
             values["finished_at"] = now
-        result = db.session.execute(
-            update(PaymentAttempt)
-            .where(PaymentAttempt.id == attempt.id, PaymentAttempt.status == current.value,
-                   PaymentAttempt.version == version)
-            .values(**values)
-            .execution_options(synchronize_session=False)
-        )
+        result = db.session.execute(_cas(PaymentAttempt, attempt.id, current.value, version, values))
         if result.rowcount != 1:
             db.session.refresh(attempt)
             continue
@@ -217,12 +217,7 @@ def open_attempt(payment, gateway, *, locale=None):
     values = {"attempt_count": number, "version": version + 1, "updated_at": now, "gateway": gateway}
     if locale:
         values["locale"] = locale
-    moved = db.session.execute(
-        update(Payment)
-        .where(Payment.id == payment.id, Payment.status == payment.status, Payment.version == version)
-        .values(**values)
-        .execution_options(synchronize_session=False)
-    ).rowcount
+    moved = db.session.execute(_cas(Payment, payment.id, payment.status, version, values)).rowcount
     if moved != 1:
         db.session.refresh(payment)
         return None

@@ -29,6 +29,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from urllib.parse import urljoin, urlsplit, urlunsplit
@@ -239,9 +240,15 @@ def succeeded(app, code):
         return count
 
 
+def median(values):
+    ordered = sorted(values)
+    return ordered[len(ordered) // 2]
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--n", type=int, default=200, help="notifications per gateway")
+    parser.add_argument("--n", type=int, default=200, help="notifications per gateway and round")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds, each server's turn rotating")
     parser.add_argument("--concurrency", type=int, default=4, help="client threads")
     parser.add_argument("--workers", type=int, default=2, help="gunicorn workers (every server)")
     parser.add_argument("--threads", type=int, default=4, help="gunicorn threads per worker (every server)")
@@ -256,54 +263,92 @@ def main():
     redis = Redis.from_url(redis_url)
     queue = Queue("sandbox", connection=redis)
     queue.empty()
-    app_port, gateway_port, bare_port = free_port(), free_port(), free_port()
+    app_port, gateway_port, bare_port, limit_port = free_port(), free_port(), free_port(), free_port()
     gateway_url = f"http://127.0.0.1:{gateway_port}"
     common = {"DATABASE_URL": database_url, "REDIS_URL": redis_url, "PAYSMITH_ENV": "development", "SANDBOX": "1"}
     overrides = {f"PAYSMITH_{e.code.upper()}_BASE_URL": f"{gateway_url}/sandbox/{e.code}" for e in entries}
-    procs = []
+    from app.services.gateways import sandbox_credentials
+
+    vnpay = sandbox_credentials("vnpay")
+    procs = {}
     try:
-        proc, gateway_url = start_gunicorn("wsgi:app", gateway_port, {**common, "PUBLIC_BASE_URL": gateway_url}, args)
-        procs.append(proc)
-        proc, app_url = start_gunicorn("wsgi:app", app_port, {
+        procs["simulator"], gateway_url = start_gunicorn(
+            "wsgi:app", gateway_port, {**common, "PUBLIC_BASE_URL": gateway_url}, args)
+        procs["paysmith"], app_url = start_gunicorn("wsgi:app", app_port, {
             **common, **overrides, "PUBLIC_BASE_URL": f"http://127.0.0.1:{app_port}"}, args)
-        procs.append(proc)
-        proc, bare_url = start_gunicorn("bench.bare_app:app", bare_port, {}, args)
-        procs.append(proc)
-        servers = {"paysmith": procs[1].pid, "simulator": procs[0].pid, "bare": procs[2].pid}
+        procs["bare"], bare_url = start_gunicorn("bench.bare_app:app", bare_port, {}, args)
+        procs["limit"], limit_url = start_gunicorn("bench.limit_app:app", limit_port, {
+            "LIMIT_DATABASE_URL": database_url, "LIMIT_REDIS_URL": redis_url,
+            "LIMIT_VNPAY_SECRET": vnpay["hash_secret"], "LIMIT_VNPAY_TMN": vnpay["tmn_code"],
+            "LIMIT_PUBLIC_BASE_URL": f"http://127.0.0.1:{app_port}"}, args)
+        servers = {name: proc.pid for name, proc in procs.items()}
+        # A limit app exists for these routes (bench/limit_app.py); the others are compared with bare only.
+        limits = {"vnpay": limit_url}
 
         with app.app_context():
             from app.services.merchants import create_merchant
 
             _, api_key = create_merchant("Bench Shop", f"bench-{int(time.time())}@example.test", "bench-password")
         print(f"gunicorn: {args.workers} workers x {args.threads} threads (gthread) each; "
-              f"{args.concurrency} client threads; {args.n} notifications per gateway; PostgreSQL")
-        print(f"{'gateway':<10} {'route':<34} {'paysmith/s':>10} {'bare/s':>8} {'ratio':>6} {'accepted':>9} {'paid':>5}")
+              f"{args.concurrency} client threads; {args.n} notifications per gateway and round, {args.rounds} "
+              f"rounds in rotating order; PostgreSQL; load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
         warm = args.workers * args.threads  # one untimed request per server thread (DB connections, imports)
         for entry in entries:
-            batch = prepare(entry, args.n + warm, app_url, api_key, queue)
-            warmup, batch = batch[:warm], batch[warm:]
-            path = urlsplit(batch[0]["url"]).path
-            fire(warmup, bare_url, args.concurrency, status_ok)
-            fire(warmup, app_url, args.concurrency, status_ok)
-            cpu = [cpu_seconds(servers)]
-            bare_s, _ = fire(batch, bare_url, args.concurrency, status_ok)
-            cpu.append(cpu_seconds(servers))
-            app_s, accepted = fire(batch, app_url, args.concurrency, globals()[entry.accepted])
-            cpu.append(cpu_seconds(servers))
-            app_rate, bare_rate = args.n / app_s, args.n / bare_s
-            print(f"{entry.code:<10} {path:<34} {app_rate:>10.1f} {bare_rate:>8.1f} {app_rate / bare_rate:>6.2f} "
-                  f"{accepted:>5}/{args.n} {succeeded(app, entry.code) - warm:>5}", flush=True)
-            if cpu[0]:
-                print(f"{'':<10} CPU ms per request — paysmith run: {cpu_per_request(cpu[1], cpu[2], args.n)}; "
-                      f"bare run: {cpu_per_request(cpu[0], cpu[1], args.n)}", flush=True)
+            targets = {"bare": (bare_url, status_ok), "paysmith": (app_url, globals()[entry.accepted])}
+            if entry.code in limits:
+                targets["limit"] = (limits[entry.code], globals()[entry.accepted])
+            # Fresh notifications for every server that applies them (each may be applied once only).
+            need = {name: args.n * args.rounds + warm for name in targets if name != "bare"}
+            batches = {name: prepare(entry, count, app_url, api_key, queue) for name, count in need.items()}
+            batches["bare"] = batches["paysmith"]
+            for name, (url, _) in targets.items():
+                fire(batches[name][:warm], url, args.concurrency, status_ok)
+            rates, cpu, accepted = defaultdict(list), defaultdict(list), defaultdict(int)
+            order = list(targets)
+            for r in range(args.rounds):
+                for name in order[r % len(order):] + order[:r % len(order)]:
+                    url, ok = targets[name]
+                    batch = batches[name][warm + r * args.n: warm + (r + 1) * args.n]
+                    before = cpu_seconds(servers)
+                    seconds, good = fire(batch, url, args.concurrency, ok)
+                    cpu[name].append((before, cpu_seconds(servers)))
+                    rates[name].append(args.n / seconds)
+                    accepted[name] += good
+            path = urlsplit(batches["paysmith"][0]["url"]).path
+            total = args.n * args.rounds
+            line = f"{entry.code:<10} {path:<34}"
+            for name in targets:
+                line += f" {name} {median(rates[name]):7.1f}/s"
+            line += f"  ours/bare {median(rates['paysmith']) / median(rates['bare']):.2f}"
+            if "limit" in targets:
+                line += (f"  ours/limit {median(rates['paysmith']) / median(rates['limit']):.2f}"
+                         f"  limit/bare {median(rates['limit']) / median(rates['bare']):.2f}")
+            print(line, flush=True)
+            print(f"{'':<10} rounds/s: " + "; ".join(
+                f"{name} " + " ".join(f"{x:.0f}" for x in rates[name]) for name in targets), flush=True)
+            print(f"{'':<10} accepted: " + ", ".join(f"{name} {accepted[name]}/{total}" for name in targets
+                                                     if name != "bare")
+                  + f"; payments paid by ours and the limit: {succeeded(app, entry.code) - len(need) * warm}"
+                  f" of {total * len(need)}", flush=True)
+            for name in targets:
+                if cpu[name] and cpu[name][0][0]:
+                    print(f"{'':<10} CPU ms per request, {name} runs: "
+                          + cpu_per_request_all(cpu[name], args.n), flush=True)
     finally:
-        for proc in procs:
+        for proc in procs.values():
             proc.terminate()
-        for proc in procs:
+        for proc in procs.values():
             try:
                 proc.wait(30)
             except subprocess.TimeoutExpired:
                 proc.kill()
+
+
+def cpu_per_request_all(spans, n):
+    """cpu_per_request over all of a server's rounds."""
+    before = {k: sum(b[k] for b, _ in spans) for k in spans[0][0]}
+    after = {k: sum(a[k] for _, a in spans) for k in spans[0][1]}
+    return cpu_per_request(before, after, n * len(spans))
 
 
 if __name__ == "__main__":

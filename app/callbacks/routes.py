@@ -65,7 +65,7 @@ def receive(code, kind):
                                            "update shortly."), 500
         return _answer(gateway, kind, Ack.ERROR)
     metrics.callback(code, handled.ack, handled.applied)
-    logs.note(payment=handled.payment, gateway=code, ack=str(handled.ack))
+    logs.note(gateway=code, ack=str(handled.ack))  # the payment was noted when it was found
     if kind in gateway.browser_kinds:
         if handled.payment is None:
             abort(404, "We could not find this payment.")
