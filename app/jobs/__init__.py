@@ -83,8 +83,15 @@ def enqueue_refund(app, refund_id, delay=None):
 
 
 def enqueue_refunds(app, refund_ids):
-    """Refund jobs for many refunds in one Redis round trip."""
+    """Refund jobs for many refunds just requested, in one Redis round trip."""
     _enqueue_many(get_queue("default", app), "app.jobs.refunds.process", refund_ids, timeout=_refund_timeout(app))
+
+
+def enqueue_refund_batch(app):
+    """One job that claims due refunds in batches and calls their gateways (the sweep's); with the same
+    timeout as a refund job, which its time budget keeps to."""
+    return get_queue("default", app).enqueue("app.jobs.refunds.process_due", job_timeout=_refund_timeout(app),
+                                             result_ttl=_RESULT_TTL)
 
 
 def enqueue_receipts(app, receipt_ids):

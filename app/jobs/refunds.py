@@ -1,4 +1,4 @@
-"""Gateway refund jobs: one gateway call per job, plus the periodic sweep."""
+"""Gateway refund jobs: one for a refund just requested, one per batch of due refunds, and the sweep."""
 
 from app.services import refunds
 
@@ -8,6 +8,11 @@ def process(refund_id):
     return refunds.process_refund(refund_id)
 
 
+def process_due():
+    """The gateway calls of due pending refunds, claimed in batches (asked for by the sweep)."""
+    return refunds.process_due_refunds()
+
+
 def sweep():
-    """Enqueue every pending refund whose next gateway call is due (periodic)."""
+    """Ask for one batch job when pending refunds are due (periodic)."""
     return refunds.sweep_due_refunds()

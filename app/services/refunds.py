@@ -12,16 +12,26 @@ stays `pending` until a job has called the gateway adapter's `refund()` (outside
 becomes `succeeded` (the payment moves to partially_refunded or refunded through the state machine) or
 `failed` (the reservation is released), with a `refund.succeeded` / `refund.failed` event in the same commit.
 
-`next_attempt_at` says when the next gateway call is due. A job first claims the refund with a
-compare-and-set
+`next_attempt_at` says when the next gateway call is due. A run first claims due refunds with one
+compare-and-set UPDATE of a lease over them (one refund for the job of a refund just requested, a batch of
+them for the sweep's job; FOR UPDATE SKIP LOCKED on PostgreSQL so two batch jobs take disjoint refunds)
 
-    UPDATE refunds SET attempts = attempts + 1, next_attempt_at = :now + REFUND_LEASE_SECONDS, in_call = true
-    WHERE id = :id AND status = 'pending' AND next_attempt_at <= :now
+    UPDATE refunds SET next_attempt_at = :now + REFUND_LEASE_SECONDS
+    WHERE id IN (:ids | due refunds) AND status = 'pending' AND next_attempt_at <= :now
+      AND NOT (in_call AND gateway IN (:gateways that do not de-duplicate))
 
-and only the run whose UPDATE hit the row calls the gateway, so a duplicate job, or a retry racing the sweep,
+and right before each gateway call starts it, checking the lease is still its own (and renewing it, so each
+call has a whole lease however long the batch took)
+
+    UPDATE refunds SET attempts = attempts + 1, in_call = true, next_attempt_at = :now + REFUND_LEASE_SECONDS
+    WHERE id = :id AND status = 'pending' AND next_attempt_at = :claimed_lease
+
+so only the run whose UPDATEs hit the row calls the gateway, and a duplicate job, or a retry racing the sweep,
 changes nothing. A gateway that could not be reached is asked again after 1, 2, 4, … minutes (RQ
-`enqueue_in`); the periodic sweep (REFUND_SWEEP_SECONDS) enqueues every pending refund that is due, which also
-covers refunds accepted while Redis was down and workers that died mid-call (their lease runs out).
+`enqueue_in` for the job of a refund just requested; the sweep's next run for a refund of a batch). The
+periodic sweep (REFUND_SWEEP_SECONDS) asks for one batch job when refunds are due, which also covers refunds
+accepted while Redis was down, lost retry jobs and workers that died mid-call (their lease runs out); a
+refund claimed in a batch whose call had not started when the worker died is simply due again.
 
 A refund waits for a person (pending, `next_attempt_at` NULL, `needs_attention`) after REFUND_MAX_ATTEMPTS
 attempts, and after a call with an unknown outcome (a timeout, an answer that cannot say, like VNPay's 99, an
@@ -32,10 +42,11 @@ again could refund twice. The person checks at the gateway, then retries it now,
 """
 
 import logging
+import time
 from datetime import timedelta
 
 from flask import current_app
-from sqlalchemy import func, select, update
+from sqlalchemy import func, or_, select, update
 
 from app.extensions import db
 from app.gateways import get_gateway
@@ -53,6 +64,10 @@ log = logging.getLogger(__name__)
 
 REFUNDABLE = (Status.SUCCEEDED.value, Status.PARTIALLY_REFUNDED.value)
 SWEEP_BATCH = 1000
+#: Refunds claimed by one compare-and-set UPDATE of a batch job (their calls are made one after another).
+REFUND_BATCH = 50
+#: A refund call's worst case: an adapter makes up to three requests, each with 30 s connect and read timeouts.
+_SLOWEST_CALL_SECONDS = 180
 
 
 def _not_refundable(payment):
@@ -164,15 +179,45 @@ def get_for_merchant(merchant, public_id):
     return refund
 
 
-def _claim(refund_id, now, lease_until):
-    """Compare-and-set: take a due pending refund for one gateway call (holding it until `lease_until`);
-    True for exactly one of any number of concurrent runs."""
+def _not_deduplicating():
+    """Codes of the gateways whose refund API does not de-duplicate on our refund id."""
+    from app.gateways import REGISTRY
+
+    return sorted(code for code, gateway in REGISTRY.items() if not gateway.refund_idempotent)
+
+
+def _claim(refund_id, now, lease_until, *, limit=REFUND_BATCH):
+    """Compare-and-set: hold due pending refunds until `lease_until` (`refund_id`, or with None up to `limit`
+    of any, oldest first) and return the ids this call holds: of any number of concurrent runs exactly one
+    gets each refund. A refund whose worker died during its call at a gateway that does not de-duplicate is
+    never taken (sending it again could refund twice; see _stopped_mid_call)."""
+    due = [Refund.status == "pending", Refund.next_attempt_at <= now,
+           or_(Refund.in_call.is_(False), Refund.gateway.is_(None), Refund.gateway.not_in(_not_deduplicating()))]
+    if refund_id is None:
+        batch = select(Refund.id).where(*due).order_by(Refund.next_attempt_at, Refund.id).limit(limit)
+        if db.engine.dialect.name == "postgresql":  # two batch jobs take disjoint refunds without waiting
+            batch = batch.with_for_update(skip_locked=True)
+        target = Refund.id.in_(batch.scalar_subquery())
+    else:
+        target = Refund.id == refund_id
     return db.session.execute(
+        update(Refund).where(target, *due).values(next_attempt_at=lease_until).returning(Refund.id)
+        .execution_options(synchronize_session=False)
+    ).scalars().all()
+
+
+def _start_call(refund_id, claimed_until):
+    """Compare-and-set right before a held refund's gateway call: still ours (the lease `claimed_until` has
+    not been taken over), count the attempt, mark the call in progress and renew the lease for it. Return
+    the new lease's end, or None when the refund is no longer ours."""
+    lease_until = utcnow() + timedelta(seconds=current_app.config["REFUND_LEASE_SECONDS"])
+    started = db.session.execute(
         update(Refund)
-        .where(Refund.id == refund_id, Refund.status == "pending", Refund.next_attempt_at <= now)
+        .where(Refund.id == refund_id, Refund.status == "pending", Refund.next_attempt_at == claimed_until)
         .values(attempts=Refund.attempts + 1, next_attempt_at=lease_until, in_call=True)
         .execution_options(synchronize_session=False)
     ).rowcount == 1
+    return lease_until if started else None
 
 
 def _stopped_mid_call(refund_id, now):
@@ -196,16 +241,31 @@ def _unknown_outcome(gateway):
             "mark it made or failed, on the dashboard")
 
 
+def _lease(now):
+    return now + timedelta(seconds=current_app.config["REFUND_LEASE_SECONDS"])
+
+
 def process_refund(refund_id):
     """If the pending refund is due, claim it, ask the gateway once and settle it or plan what comes next;
     return the refund's status (None for an unknown id). Commits."""
     now = utcnow()
-    lease_until = now + timedelta(seconds=current_app.config["REFUND_LEASE_SECONDS"])
     stopped = _stopped_mid_call(refund_id, now)
     if stopped:
         return stopped
+    lease_until = _lease(now)
     if not _claim(refund_id, now, lease_until):  # settled, held by another run, not due, or waiting for a person
         return _status_now(refund_id)
+    return _call_gateway(refund_id, lease_until, retry_job=True) or _status_now(refund_id)
+
+
+def _call_gateway(refund_id, claimed_until, *, retry_job):
+    """Start the gateway call of a refund this run holds (until `claimed_until`), make it once, and settle the
+    refund or plan what comes next; return its status, or None when the refund was no longer ours. A retry
+    gets its own delayed job with `retry_job`, else the sweep finds it when due. Commits."""
+    lease_until = _start_call(refund_id, claimed_until)
+    if lease_until is None:
+        db.session.rollback()
+        return None
     refund = db.session.get(Refund, refund_id, populate_existing=True)
     payment = refund.payment
     account = payment.merchant.gateway_account(refund.gateway) if refund.gateway else None
@@ -223,13 +283,14 @@ def process_refund(refund_id):
         else:  # it may have come after the gateway made the refund
             log.exception("refund %s: the %s adapter failed", key, gateway.code)
             message, unknown = f"the {gateway.name} adapter failed ({type(exc).__name__})", True
-        return _not_settled(gateway, refund_id, lease_until, attempts, message, unknown=unknown)
+        return _not_settled(gateway, refund_id, lease_until, attempts, message, unknown=unknown,
+                            retry_job=retry_job)
     if result.status == "pending":  # the gateway settles later: ask again (same idempotency key)
         return _not_settled(gateway, refund_id, lease_until, attempts, "the gateway reports the refund as pending",
-                            reference=result.gateway_reference)
+                            reference=result.gateway_reference, retry_job=retry_job)
     if result.status == "unknown":  # as after a timeout
         return _not_settled(gateway, refund_id, lease_until, attempts, result.message or "the gateway could not say",
-                            reference=result.gateway_reference, unknown=True)
+                            reference=result.gateway_reference, unknown=True, retry_job=retry_job)
     refund = db.session.get(Refund, refund_id)
     if result.gateway_reference:
         refund.gateway_reference = result.gateway_reference
@@ -237,13 +298,14 @@ def process_refund(refund_id):
                    message=result.message, raw=result.raw)
 
 
-def _not_settled(gateway, refund_id, lease_until, attempts, message, *, reference=None, unknown=False):
+def _not_settled(gateway, refund_id, lease_until, attempts, message, *, reference=None, unknown=False,
+                 retry_job=True):
     """After a call that did not settle the refund: a person decides when its outcome is unknown at a gateway
     that does not de-duplicate refunds (sending it again could refund twice); otherwise it is asked again."""
     if unknown and not gateway.refund_idempotent:
         return _release(refund_id, lease_until, attempts, message, reference=reference,
                         wait=_unknown_outcome(gateway))
-    return _retry_later(refund_id, lease_until, attempts, message, reference=reference)
+    return _retry_later(refund_id, lease_until, attempts, message, reference=reference, retry_job=retry_job)
 
 
 def _status_now(refund_id):
@@ -254,9 +316,9 @@ def _status_now(refund_id):
     return status
 
 
-def _retry_later(refund_id, lease_until, attempts, message, reference=None):
-    """Plan the next gateway call after the current backoff, or leave the refund to a person when the
-    attempts are used up."""
+def _retry_later(refund_id, lease_until, attempts, message, reference=None, retry_job=True):
+    """Plan the next gateway call after the current backoff (its own delayed job with `retry_job`, else the
+    sweep's), or leave the refund to a person when the attempts are used up."""
     if attempts >= current_app.config["REFUND_MAX_ATTEMPTS"]:
         log.warning("refund %s still pending after %s attempts", refund_id, attempts)
         return _release(refund_id, lease_until, attempts, message, reference=reference, wait=(
@@ -264,7 +326,7 @@ def _retry_later(refund_id, lease_until, attempts, message, reference=None):
             "gateway, then retry it, or mark it made or failed, on the dashboard"))
     delay = 60 * 2 ** (attempts - 1)
     status = _release(refund_id, lease_until, attempts, message, reference=reference, delay=delay)
-    if status == "pending":
+    if status == "pending" and retry_job:
         try:
             from app.jobs import enqueue_refund
 
@@ -307,15 +369,62 @@ def due_refund_ids(limit=SWEEP_BATCH, now=None):
 
 
 def sweep_due_refunds(limit=SWEEP_BATCH):
-    """Enqueue a job for every pending refund whose next gateway call is due (not held by a run in progress,
-    not waiting for a person); return how many."""
-    from app.jobs import enqueue_refunds
+    """Ask for one batch job (process_due_refunds) when pending refunds are due (not held by a run in
+    progress, not waiting for a person); return how many are due, up to `limit`. No job per refund."""
+    from app.jobs import enqueue_refund_batch
 
-    ids = due_refund_ids(limit)
+    due = len(due_refund_ids(limit))
     db.session.rollback()
-    if ids:
-        enqueue_refunds(current_app._get_current_object(), ids)
-    return len(ids)
+    if due:
+        enqueue_refund_batch(current_app._get_current_object())
+    return due
+
+
+def process_due_refunds(batch_size=REFUND_BATCH):
+    """Claim due refunds `batch_size` at a time (one compare-and-set UPDATE per batch) and make each one's
+    gateway call in turn, as process_refund does for one; return {status: count} of the refunds called.
+
+    New calls start only while the job's time lets the slowest gateway call end before RQ stops the job
+    (REFUND_LEASE_SECONDS - 60 s; see app.jobs); refunds claimed but not started by then are made due
+    again at once for the next job. Commits.
+    """
+    started, outcomes = time.monotonic(), {}
+    budget = current_app.config["REFUND_LEASE_SECONDS"] - 60 - _SLOWEST_CALL_SECONDS - 10
+    while True:
+        now = utcnow()
+        for refund_id in _lapsed_mid_call(now):
+            _stopped_mid_call(refund_id, now)  # left to a person at a gateway that does not de-duplicate
+        claimed_until = _lease(now)
+        held = _claim(None, now, claimed_until, limit=batch_size)
+        db.session.commit()
+        for position, refund_id in enumerate(held):
+            if outcomes and time.monotonic() - started > budget:
+                _give_back(held[position:], claimed_until)
+                return outcomes
+            status = _call_gateway(refund_id, claimed_until, retry_job=False)
+            if status:
+                outcomes[status] = outcomes.get(status, 0) + 1
+        if len(held) < batch_size:
+            return outcomes
+
+
+def _lapsed_mid_call(now):
+    """Due pending refunds still marked in a gateway call (their worker died during it) at gateways that do
+    not de-duplicate: the claim leaves them alone, a person decides."""
+    ids = db.session.scalars(select(Refund.id).where(
+        Refund.status == "pending", Refund.next_attempt_at <= now, Refund.in_call.is_(True),
+        Refund.gateway.in_(_not_deduplicating())).limit(SWEEP_BATCH)).all()
+    db.session.rollback()
+    return ids
+
+
+def _give_back(refund_ids, claimed_until):
+    """End this run's lease on claimed refunds whose call it did not start: due again now."""
+    db.session.execute(
+        update(Refund).where(Refund.id.in_(refund_ids), Refund.status == "pending",
+                             Refund.next_attempt_at == claimed_until, Refund.in_call.is_(False))
+        .values(next_attempt_at=utcnow()).execution_options(synchronize_session=False))
+    db.session.commit()
 
 
 def audit_refund(refund, action, actor):

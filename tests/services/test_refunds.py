@@ -213,7 +213,8 @@ def _worker_died_mid_call(refund):
     """As if a run claimed the refund, sent the request, and its worker was killed before recording the answer;
     then its lease ran out."""
     db.session.rollback()
-    assert refunds._claim(refund.id, utcnow(), utcnow())
+    now = utcnow()
+    assert refunds._claim(refund.id, now, now) == [refund.id] and refunds._start_call(refund.id, now)
     db.session.execute(update(Refund).where(Refund.id == refund.id).values(next_attempt_at=utcnow()))
     db.session.commit()
 
@@ -296,3 +297,61 @@ def test_which_gateways_deduplicate_refund_requests():
         # SSLCommerz's answer to a repeated refund_trans_id is not known (app/gateways/sslcommerz.py)
         "vnpay": False, "khalti": False, "bkash": False, "nagad": False, "sslcommerz": False, "rocket": False,
     }
+
+
+def _refunds_of(payments):
+    """One pending refund per payment, due now, with no job queued (as after a Redis outage)."""
+    made = [refunds.request_refund(payment, 1000, source="test") for payment in payments]
+    get_queue("default").empty()
+    return [reload(refund) for refund in made]
+
+
+def test_the_sweep_processes_a_batch_of_due_refunds_in_one_job(paid, run_jobs, monkeypatch):
+    payments = [paid() for _ in range(4)]
+    run_jobs()
+    made = _refunds_of(payments)
+    monkeypatch.setattr(refunds, "REFUND_BATCH", 3)  # two claims of the one job
+    assert refunds.sweep_due_refunds() == 4
+    assert [job.func_name for job in get_queue("default").jobs] == ["app.jobs.refunds.process_due"]
+    assert run_jobs() >= 1 and refund_jobs("queued") == []
+    assert [(r.status, r.attempts, r.in_call) for r in map(reload, made)] == [("succeeded", 1, False)] * 4
+    assert refunds.sweep_due_refunds() == 0 and get_queue("default").count == 0
+
+
+def test_two_sweeps_racing_claim_disjoint_refunds_and_call_each_once(paid, app, monkeypatch, receiver):
+    payments = [paid() for _ in range(6)]
+    made = _refunds_of(payments)
+    monkeypatch.setitem(app.config, "GATEWAY_BASE_URLS", {"testcard": receiver.url})
+    receiver.responses = [-1] * 12  # every acquirer answer takes a second: the two jobs overlap
+    results = race(2, lambda: refunds.process_due_refunds(batch_size=3))
+    keys = [r["headers"]["Idempotency-Key"] for r in receiver.requests]
+    assert sorted(keys) == sorted(r.public_id for r in made), keys  # each refund called exactly once
+    assert all(results) and sum(sum(outcome.values()) for outcome in results) == 6  # both took a share
+    assert all(reload(r).attempts == 1 and not reload(r).in_call for r in made)
+
+
+def test_a_batch_retries_through_the_sweep_and_hands_lapsed_calls_to_a_person(paid, app, monkeypatch):
+    """A gateway that could not be reached: the refund of a batch is due again later with no job of its own.
+    A refund whose worker died mid-call at a gateway that does not de-duplicate is not claimed again."""
+    first, second = _refunds_of([paid(), paid()])
+    monkeypatch.setattr(TestCardGateway, "refund_idempotent", False)
+    _worker_died_mid_call(second)
+    monkeypatch.setitem(app.config, "GATEWAY_BASE_URLS", {"testcard": "http://127.0.0.1:9"})
+    assert refunds.process_due_refunds() == {"pending": 1}
+    first, second = reload(first), reload(second)
+    assert first.attempts == 1 and 55 < (first.next_attempt_at - utcnow()).total_seconds() <= 60
+    assert refund_jobs() == [] and refund_jobs("queued") == []  # the sweep finds it when due
+    assert second.needs_attention and second.attempts == 1 and not second.in_call
+    monkeypatch.setitem(app.config, "GATEWAY_BASE_URLS", {})
+    come_due(first)
+    assert refunds.process_due_refunds() == {"succeeded": 1}
+    assert reload(first).attempts == 2 and reload(second).needs_attention
+
+
+def test_a_batch_job_out_of_time_gives_the_rest_back(paid, app, monkeypatch):
+    made = _refunds_of([paid(), paid()])
+    monkeypatch.setattr(refunds, "_SLOWEST_CALL_SECONDS", 1000)  # no time left after the first call
+    assert refunds.process_due_refunds() == {"succeeded": 1}
+    statuses = sorted((r.status, r.attempts) for r in map(reload, made))
+    assert statuses == [("pending", 0), ("succeeded", 1)]
+    assert refunds.sweep_due_refunds() == 1  # due again at once
