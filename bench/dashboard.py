@@ -290,7 +290,7 @@ def main():
         for label, query in cases:
             filters = PaymentFilters.from_args(MultiDict(
                 [(k, v) for k, vs in query.items() for v in (vs if isinstance(vs, list) else [vs])]))
-            stmt = payments_query(filters, merchant_id, decode_cursor(query.get("after"))).limit(PAGE_SIZE + 1)
+            stmt = payments_query(filters, merchant_id, decode_cursor(query.get("after")), limit=PAGE_SIZE + 1)
             if explain(stmt, label):
                 seq.append(label)
         from app.services.totals import totals_statement

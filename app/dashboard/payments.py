@@ -36,6 +36,8 @@ from app.state_machine import OPEN, PAID
 CSV_COLUMNS = ["id", "created_at", "status", "amount", "currency", "amount_refunded", "reference",
                "description", "gateway", "gateway_reference", "gateway_transaction_id", "customer_email",
                "fee_amount", "paid_at"]
+#: Rows per keyset batch of the CSV export.
+CSV_BATCH = 1000
 
 
 @bp.get("/payments")
@@ -45,7 +47,7 @@ def payments():
     for problem in filters.problems:
         flash(f"Ignored filter: {problem}.", "error")
     after = decode_cursor(request.args.get("after"))
-    rows = db.session.scalars(payments_query(filters, current_merchant.id, after).limit(PAGE_SIZE + 1)).all()
+    rows = db.session.scalars(payments_query(filters, current_merchant.id, after, limit=PAGE_SIZE + 1)).all()
     page, more = rows[:PAGE_SIZE], len(rows) > PAGE_SIZE
     next_url = (url_for("dashboard.payments") + "?" + filters.query_string(after=encode_cursor(page[-1]))
                 if more else None)
@@ -70,7 +72,7 @@ def payments_csv():
         writer.writerow(CSV_COLUMNS)
         after = None
         while True:
-            batch = db.session.scalars(payments_query(filters, merchant_id, after).limit(1000)
+            batch = db.session.scalars(payments_query(filters, merchant_id, after, limit=CSV_BATCH)
                                        .options(selectinload(Payment.attempts))).all()
             for p in batch:
                 writer.writerow([
@@ -84,7 +86,7 @@ def payments_csv():
             yield buffer.getvalue()
             buffer.seek(0)
             buffer.truncate()
-            if len(batch) < 1000:
+            if len(batch) < CSV_BATCH:
                 break
             after = (batch[-1].created_at, batch[-1].id)
             db.session.expunge_all()

@@ -88,7 +88,8 @@ class PaymentFilters:
         pairs = self.params() + [(k, v) for k, v in extra.items() if v]
         return urlencode(pairs)
 
-    def apply(self, query, merchant_id):
+    def narrow(self, query, merchant_id):
+        """`query` limited to the merchant's rows and every filter but the search."""
         query = query.where(Payment.merchant_id == merchant_id)
         if self.statuses:
             query = query.where(Payment.status.in_(self.statuses))
@@ -100,24 +101,23 @@ class PaymentFilters:
             query = query.where(Payment.created_at >= datetime.combine(self.date_from, time.min))
         if self.date_to:
             query = query.where(Payment.created_at < datetime.combine(self.date_to + timedelta(days=1), time.min))
-        if self.q:
-            # Exact matches, each served by an index: our id, the merchant's reference, the gateway's
-            # references, the customer's email; and, from PREFIX_MIN characters on, the start of the
-            # reference (as written), of the email or of the customer's name (both stored lower-cased).
-            q = self.q
-            by_attempt = select(PaymentAttempt.payment_id).where(
-                PaymentAttempt.merchant_id == merchant_id,
-                or_(PaymentAttempt.reference == q, PaymentAttempt.transaction_id == q, PaymentAttempt.public_id == q))
-            matches = [Payment.public_id == q, Payment.reference == q, Payment.customer_email == q.lower()]
-            if len(q) >= PREFIX_MIN:
-                matches += [starts_with(Payment.reference, q), starts_with(Payment.customer_email, q.lower()),
-                            starts_with(Payment.customer_name, q.lower())]
-            # One SELECT per condition, joined by UNION: each walks its own index on both databases (as one
-            # OR, SQLite reads the merchant's whole created_at index instead).
-            found = union(by_attempt, *(select(Payment.id).where(Payment.merchant_id == merchant_id, match)
-                                        for match in matches))
-            query = query.where(Payment.id.in_(select(found.subquery())))
         return query
+
+    def search_matches(self, merchant_id):
+        """The conditions of which a payment must meet one to match the search, each served by an index:
+        exact matches of our id, the merchant's reference, the gateway's references and the customer's email;
+        and, from PREFIX_MIN characters on, the start of the reference (as written), of the email or of the
+        customer's name (both stored lower-cased)."""
+        q = self.q
+        by_attempt = select(PaymentAttempt.payment_id).where(
+            PaymentAttempt.merchant_id == merchant_id,
+            or_(PaymentAttempt.reference == q, PaymentAttempt.transaction_id == q, PaymentAttempt.public_id == q))
+        matches = [Payment.id.in_(by_attempt), Payment.public_id == q, Payment.reference == q,
+                   Payment.customer_email == q.lower()]
+        if len(q) >= PREFIX_MIN:
+            matches += [starts_with(Payment.reference, q), starts_with(Payment.customer_email, q.lower()),
+                        starts_with(Payment.customer_name, q.lower())]
+        return matches
 
 
 def starts_with(column, prefix):
@@ -151,11 +151,30 @@ def decode_cursor(value):
         return None
 
 
-def payments_query(filters, merchant_id, after=None):
-    """The filtered payments, newest first, starting after the cursor (created_at, id)."""
-    query = filters.apply(select(Payment), merchant_id)
-    if after:
-        # A row-value comparison, so PostgreSQL walks the (…, created_at, id) index from the cursor on
-        # (written as an OR it would read and discard every newer row: slow deep pages).
-        query = query.where(tuple_(Payment.created_at, Payment.id) < tuple_(*after))
-    return query.order_by(Payment.created_at.desc(), Payment.id.desc())
+NEWEST_FIRST = (Payment.created_at.desc(), Payment.id.desc())
+
+
+def payments_query(filters, merchant_id, after=None, *, limit):
+    """The first `limit` filtered payments, newest first, after the cursor (created_at, id).
+
+    A search is one SELECT per condition, joined by UNION (as one OR, neither database can use an index for
+    it). Each SELECT carries the filters, the cursor, the order and the limit itself, so the database can walk
+    the prefix's index when it is rare, or the merchant's created_at index until `limit` rows match when it
+    is common (the first four digits of a reference: tens of thousands of matches at a million payments),
+    and the outer query only merges and sorts at most `limit` rows per condition. The newest `limit` of the
+    union are among them: each is in the newest `limit` of every condition it meets."""
+    def newest(query):
+        query = filters.narrow(query, merchant_id)
+        if after:
+            # A row-value comparison, so PostgreSQL walks the (…, created_at, id) index from the cursor on
+            # (written as an OR it would read and discard every newer row: slow deep pages).
+            query = query.where(tuple_(Payment.created_at, Payment.id) < tuple_(*after))
+        return query.order_by(*NEWEST_FIRST).limit(limit)
+
+    if not filters.q:
+        return newest(select(Payment))
+    # Each branch is wrapped in a subquery: SQLite accepts no ORDER BY or LIMIT on a member of a UNION.
+    branches = [newest(select(Payment.id, Payment.created_at).where(match)).subquery()
+                for match in filters.search_matches(merchant_id)]
+    found = union(*(select(b.c.id, b.c.created_at) for b in branches)).subquery()
+    return select(Payment).join(found, Payment.id == found.c.id).order_by(*NEWEST_FIRST).limit(limit)

@@ -230,6 +230,52 @@ def test_search_by_the_start_of_a_reference_email_or_name(signed_in, merchant, o
     assert get("ORD-9") == ["ORD-9"]  # exact still works
 
 
+def test_a_broad_search_pages_through_every_match_once_in_order(signed_in, merchant, other, factories,
+                                                                 monkeypatch):
+    """Each condition of the search takes only a page of rows (newest first, after the cursor) before the
+    union merges them: paging the list or the CSV must still give every match exactly once, newest first,
+    whichever conditions a payment meets and however their times interleave (ties broken by id)."""
+    monkeypatch.setattr("app.dashboard.payments.PAGE_SIZE", 3)
+    monkeypatch.setattr("app.dashboard.payments.CSV_BATCH", 2)
+    kinds = [{"reference": "sar-{i}"}, {"customer": {"email": "sari{i}@mail.example"}},
+             {"customer": {"name": "Sari Customer{i}"}}, {"reference": "ORD-{i}", "customer": {"name": "Budi"}},
+             {"reference": "sar-both-{i}", "customer": {"email": "sara{i}@mail.example", "name": "Sari"}}]
+    now = utcnow().replace(microsecond=0)
+    expected = []
+    for i in range(20):
+        fields = {k: (v.format(i=i) if isinstance(v, str) else {n: t.format(i=i) for n, t in v.items()})
+                  for k, v in kinds[i % len(kinds)].items()}
+        fields.setdefault("reference", f"R-{i}")
+        payment = factories.payment(merchant, currency="USD" if i % 4 else "VND", **fields)
+        # Times interleave the kinds; every third pair shares a second, so the id decides their order.
+        db.session.execute(update(Payment).where(Payment.id == payment.id)
+                           .values(created_at=now - timedelta(seconds=(i * 7) % 13 // 2)))
+        if i % len(kinds) != 3:
+            expected.append(payment.id)
+    factories.payment(other, reference="sar-other", customer={"name": "Sari Other"})  # never shown
+    db.session.commit()
+    order = {p.id: (p.created_at, p.id) for p in db.session.query(Payment).filter(Payment.id.in_(expected))}
+    expected.sort(key=order.get, reverse=True)
+    references = {p.id: p.reference for p in db.session.query(Payment)}
+
+    def listed(**query):
+        seen, url = [], "/dashboard/payments?" + "&".join(f"{k}={v}" for k, v in query.items())
+        while url:
+            html = signed_in.get(url).text
+            seen += _refs(html)
+            match = re.search(r'href="([^"]+)" rel="next"', html)
+            url = match.group(1).replace("&amp;", "&") if match else None
+        return seen
+
+    assert len(expected) == 16
+    assert listed(q="sar") == [references[i] for i in expected]
+    assert listed(q="SARI", currency="USD") == [references[i] for i in expected
+                                                if "sari" in str(db.session.get(Payment, i).customer).lower()
+                                                and db.session.get(Payment, i).currency == "USD"]
+    rows = list(csv.DictReader(io.StringIO(signed_in.get("/dashboard/payments.csv?q=sar").text)))
+    assert [row["reference"] for row in rows] == [references[i] for i in expected]
+
+
 def test_prefix_search_is_served_by_indexes(merchant, factories):
     """The prefix conditions walk the search indexes on either database (no scan of the merchant's rows)."""
     from sqlalchemy import text
@@ -238,7 +284,8 @@ def test_prefix_search_is_served_by_indexes(merchant, factories):
     factories.payment(merchant, reference="INV-1", customer={"email": "a@b.example", "name": "Ana"})
     from sqlalchemy import select
 
-    statement = queries.payments_query(queries.PaymentFilters.from_args(MultiDict({"q": "INV-"})), merchant.id)
+    statement = queries.payments_query(queries.PaymentFilters.from_args(MultiDict({"q": "INV-"})), merchant.id,
+                                       limit=queries.PAGE_SIZE + 1)
     compiled = statement.compile(dialect=db.engine.dialect, compile_kwargs={"literal_binds": True})
     with db.engine.connect() as conn:
         if db.engine.dialect.name == "postgresql":
