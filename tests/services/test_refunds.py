@@ -326,7 +326,8 @@ def test_two_sweeps_racing_claim_disjoint_refunds_and_call_each_once(paid, app, 
     results = race(2, lambda: refunds.process_due_refunds(batch_size=3))
     keys = [r["headers"]["Idempotency-Key"] for r in receiver.requests]
     assert sorted(keys) == sorted(r.public_id for r in made), keys  # each refund called exactly once
-    assert all(results) and sum(sum(outcome.values()) for outcome in results) == 6  # both took a share
+    # Between them they settled all six (which sweep took how many depends on the threads' timing).
+    assert sum(sum(outcome.values()) for outcome in results) == 6
     assert all(reload(r).attempts == 1 and not reload(r).in_call for r in made)
 
 
