@@ -36,7 +36,6 @@ class _Key:
 
 class PaymentDailyTotal(_Key, db.Model):
     __tablename__ = "payment_daily_totals"
-    __mapper_args__ = {"primary_key": ["merchant_id", "day", "currency", "gateway", "status"]}
     __table_args__ = (
         db.PrimaryKeyConstraint("merchant_id", "day", "currency", "gateway", "status"),
     )
